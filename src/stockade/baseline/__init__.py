@@ -1,0 +1,1 @@
+"""Baselines: signing and verifying them (the versions themselves live in the store)."""

@@ -1,0 +1,166 @@
+"""The configuration's shape, defaults and value checks (pydantic models).
+
+Every section forbids unknown keys, so a typo is reported instead of silently ignored. Values
+that need more than a type check (attribute expressions, regular expressions, paths) are
+validated here too, so that ``stockade config check`` catches them before anything runs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from stockade.durations import format_duration, parse_duration
+from stockade.model import Severity
+from stockade.sensors.files.attributes import BUILTIN_SETS, parse_attribute_expression
+
+
+def _duration(value: object) -> float:
+    if not isinstance(value, str | int | float):
+        raise ValueError("expected a duration such as 30s, 10m, 1h or 2d")
+    return parse_duration(value)
+
+
+def _severity(value: object) -> str:
+    if isinstance(value, Severity):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError("expected a severity: info, low, medium, high or critical")
+    return str(Severity.parse(value))
+
+
+Duration = Annotated[float, BeforeValidator(_duration), PlainSerializer(format_duration)]
+SeverityName = Annotated[str, BeforeValidator(_severity)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class StockadeSection(_Section):
+    host: str = Field("", description="name used in alerts; empty = the machine's host name")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class StoreSection(_Section):
+    backend: Literal["sqlite"] = Field("sqlite", description="only sqlite for now")
+    path: str = Field("", description="database file; empty = <state-dir>/stockade.db")
+
+
+class FileRule(_Section):
+    path: str
+    attributes: str = Field("binaries", description="a set name or an expression: config-mtime")
+    severity: SeverityName = "high"
+    recurse: bool | int = Field(True, description="true, false, or the depth below path")
+    exclude: list[str] = Field(default_factory=list, description="glob patterns")
+    exclude_regex: list[str] = Field(default_factory=list)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"{v!r} is not an absolute path; write it starting with /")
+        return v
+
+    @field_validator("recurse")
+    @classmethod
+    def _depth(cls, v: bool | int) -> bool | int:
+        if not isinstance(v, bool) and v < 0:
+            raise ValueError("recurse must be true, false or a depth of 0 or more")
+        return v
+
+    @field_validator("exclude_regex")
+    @classmethod
+    def _regexes(cls, v: list[str]) -> list[str]:
+        return _check_regexes(v)
+
+
+def _check_regexes(patterns: list[str]) -> list[str]:
+    for p in patterns:
+        try:
+            re.compile(p)
+        except re.error as e:
+            raise ValueError(f"bad regular expression {p!r}: {e}") from None
+    return patterns
+
+
+def _default_rules() -> list[FileRule]:
+    binaries = ["/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec"]
+    binaries += ["/usr/local/bin", "/usr/local/sbin", "/lib", "/lib64", "/boot"]
+    rules = [FileRule(path=p, attributes="binaries", severity="high") for p in binaries]
+    rules.append(
+        FileRule(
+            path="/etc",
+            attributes="config",
+            severity="medium",
+            exclude=["/etc/mtab", "/etc/adjtime", "/etc/.pwd.lock", "*.swp", "*~"],
+        )
+    )
+    rules.append(FileRule(path="/root/.ssh", attributes="config", severity="high"))
+    rules.append(FileRule(path="/var/spool/cron", attributes="config", severity="high"))
+    return rules
+
+
+class FilesSection(_Section):
+    enabled: bool = True
+    rules: list[FileRule] = Field(default_factory=_default_rules)
+    attribute_sets: dict[str, str] = Field(default_factory=dict)
+    exclude: list[str] = Field(default_factory=list, description="globs excluded under every rule")
+    exclude_regex: list[str] = Field(default_factory=list)
+    one_filesystem: bool = Field(True, description="do not descend into other mounted filesystems")
+    setuid_severity: SeverityName = "critical"
+    workers: int = Field(0, ge=0, description="hashing processes; 0 = one per CPU")
+    schedule: Duration = Field(86400.0, description="interval of the full check in `run`")
+    check_on_start: bool = True
+    realtime: bool = True
+    debounce: Duration = 0.2
+    package_check: bool = Field(True, description="classify changes against dpkg's manifests")
+    auto_accept_package_changes: bool = False
+    dpkg_admindir: str = "/var/lib/dpkg"
+    signing_key: str = Field("", description="private key; empty = <state-dir>/keys/files.key")
+    passphrase_file: str = Field("", description="file holding the signing key's passphrase")
+    public_key_fingerprint: str = Field("", description="pin the verifying key (see files key)")
+    keep_versions: int = Field(50, ge=1)
+
+    @field_validator("exclude_regex")
+    @classmethod
+    def _regexes(cls, v: list[str]) -> list[str]:
+        return _check_regexes(v)
+
+    @field_validator("attribute_sets")
+    @classmethod
+    def _sets(cls, v: dict[str, str]) -> dict[str, str]:
+        known = dict(BUILTIN_SETS)
+        for name, expr in v.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"set name {name!r} must be letters, digits and _")
+            known[name] = frozenset(parse_attribute_expression(expr, known))
+        return v
+
+    @model_validator(mode="after")
+    def _rule_sets(self) -> FilesSection:
+        known = dict(BUILTIN_SETS)
+        for name, expr in self.attribute_sets.items():
+            known[name] = frozenset(parse_attribute_expression(expr, known))
+        for i, rule in enumerate(self.rules):
+            try:
+                parse_attribute_expression(rule.attributes, known)
+            except ValueError as e:
+                raise ValueError(f"@rules[{i}].attributes: {e}") from None
+        return self
+
+
+class Config(_Section):
+    stockade: StockadeSection = Field(default_factory=StockadeSection)
+    store: StoreSection = Field(default_factory=StoreSection)
+    files: FilesSection = Field(default_factory=FilesSection)

@@ -1,0 +1,1 @@
+"""The daemon: one asyncio loop running every enabled part, supervised."""

@@ -1,0 +1,64 @@
+"""Events and alerts: the two records that flow through stockade.
+
+A sensor observes something and emits an :class:`Event`; a detector decides that an event (or
+several) deserves attention and emits an :class:`Alert`. Both carry the same fields so that an
+alert can always be traced to what was seen: when, on which host, by which part, what kind of
+thing happened, to what subject, how severe, and a JSON-serialisable detail mapping.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(enum.IntEnum):
+    """How urgent a record is; ordered so that ``max()`` gives the worst."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.name.lower() for s in cls)
+            raise ValueError(f"unknown severity {text!r}; use one of {names}") from None
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something a sensor observed."""
+
+    part: str
+    kind: str
+    subject: str
+    severity: Severity = Severity.INFO
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    host: str = ""
+    time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Something a detector decided deserves attention."""
+
+    part: str
+    kind: str
+    subject: str
+    severity: Severity
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    host: str = ""
+    time: float = field(default_factory=time.time)
+    id: int | None = None
+    acknowledged: bool = False

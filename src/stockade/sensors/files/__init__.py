@@ -1,0 +1,1 @@
+"""File integrity sensor: walk the policy's trees, collect attributes, watch with inotify."""

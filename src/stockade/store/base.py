@@ -1,0 +1,82 @@
+"""The store interface every backend implements (SQLite now, PostgreSQL for fleets later).
+
+Sensors, detectors and parts only see this protocol. Baselines are versioned: each accepted
+change creates a new version, and every version can be listed, read, diffed and restored.
+Baseline entries are opaque to the store: a key (bytes; file paths are not always UTF-8) and a
+text value (the part's canonical JSON).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from stockade.model import Alert, Event, Severity
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineVersion:
+    """One version of a part's baseline, with its signature."""
+
+    part: str
+    version: int
+    created: float
+    note: str
+    meta: str
+    entries: int
+    digest: str
+    signature: bytes
+    key_id: str
+
+
+class Store(Protocol):
+    """What stockade keeps between runs."""
+
+    def close(self) -> None: ...
+
+    # events and alerts
+    def add_events(self, events: Sequence[Event]) -> list[int]: ...
+    def add_alerts(self, alerts: Sequence[Alert]) -> list[int]: ...
+    def list_alerts(
+        self,
+        *,
+        since: float | None = None,
+        part: str | None = None,
+        min_severity: Severity | None = None,
+        limit: int | None = None,
+    ) -> list[Alert]: ...
+    def list_events(
+        self, *, since: float | None = None, part: str | None = None, limit: int | None = None
+    ) -> list[Event]: ...
+    def acknowledge_alert(self, alert_id: int) -> bool: ...
+
+    # baselines
+    def baseline_versions(self, part: str) -> list[BaselineVersion]: ...
+    def baseline_version(self, part: str, version: int | None = None) -> BaselineVersion | None: ...
+    def baseline_entries(
+        self, part: str, version: int | None = None, under: bytes | None = None
+    ) -> Iterator[tuple[bytes, str]]: ...
+    def baseline_entry(self, part: str, key: bytes, version: int | None = None) -> str | None: ...
+    def commit_baseline(
+        self,
+        part: str,
+        changes: Mapping[bytes, str | None],
+        *,
+        replaced: Iterable[bytes],
+        note: str,
+        meta: str,
+        entries: int,
+        digest: str,
+        signature: bytes,
+        key_id: str,
+    ) -> int:
+        """Create the next version: ``changes`` maps a key to its new text (None: removed);
+        ``replaced`` lists the keys among them that the current version holds."""
+        ...
+
+    def prune_baseline(self, part: str, keep: int) -> int: ...
+
+    # small state: log positions, cursors, last-check times
+    def get_state(self, key: str) -> str | None: ...
+    def set_state(self, key: str, value: str) -> None: ...

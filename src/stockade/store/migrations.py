@@ -1,0 +1,59 @@
+"""Schema migrations for the SQLite store; ``PRAGMA user_version`` holds the applied count.
+
+Append new steps; never edit a released one.
+"""
+
+MIGRATIONS: list[str] = [
+    # 1: events, alerts, versioned baselines, small state
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL,
+        host TEXT NOT NULL,
+        part TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX events_time ON events(time);
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL,
+        host TEXT NOT NULL,
+        part TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        detail TEXT NOT NULL,
+        acknowledged INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX alerts_time ON alerts(time);
+    CREATE INDEX alerts_part_time ON alerts(part, time);
+    CREATE TABLE baseline_versions (
+        part TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created REAL NOT NULL,
+        note TEXT NOT NULL,
+        meta TEXT NOT NULL,
+        entries INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        signature BLOB NOT NULL,
+        key_id TEXT NOT NULL,
+        PRIMARY KEY (part, version)
+    );
+    -- an entry row is valid from version vfrom through vto (NULL: still valid now)
+    CREATE TABLE baseline_entries (
+        part TEXT NOT NULL,
+        key BLOB NOT NULL,
+        data TEXT NOT NULL,
+        vfrom INTEGER NOT NULL,
+        vto INTEGER
+    );
+    CREATE INDEX baseline_key ON baseline_entries(part, key);
+    CREATE TABLE state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+]

@@ -1,0 +1,309 @@
+"""The single-host store: one SQLite file in WAL mode.
+
+Each instance owns one connection; threads and processes open their own. Writes run in
+``BEGIN IMMEDIATE`` transactions so a crash leaves either the old or the new state.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from stockade.errors import StoreError
+from stockade.model import Alert, Event, Severity
+from stockade.store.base import BaselineVersion
+from stockade.store.migrations import MIGRATIONS
+
+
+def _upper(prefix: bytes) -> tuple[bytes, bytes]:
+    """Key range holding ``prefix`` itself and every path below it."""
+    base = prefix.rstrip(b"/")
+    return base + b"/", base + b"0"  # "0" follows "/" in byte order
+
+
+class SqliteStore:
+    """Store implementation on a SQLite file."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        try:
+            if not readonly:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+            self._db.execute("PRAGMA busy_timeout = 30000")
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(readonly)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(
+                f"{path}: cannot open the store: {e}; move the damaged file away to start afresh"
+            ) from None
+        except OSError as e:
+            raise StoreError(f"{path}: cannot open the store: {e.strerror}") from None
+
+    def _migrate(self, readonly: bool) -> None:
+        (have,) = self._db.execute("PRAGMA user_version").fetchone()
+        if have > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path}: written by a newer stockade (schema {have}, this one knows "
+                f"{len(MIGRATIONS)}); upgrade stockade"
+            )
+        if have == len(MIGRATIONS) or readonly:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            (have,) = self._db.execute("PRAGMA user_version").fetchone()
+            for step in MIGRATIONS[have:]:
+                for statement in step.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- events and alerts ---------------------------------------------------------------
+
+    def add_events(self, events: Sequence[Event]) -> list[int]:
+        return self._insert_records("events", events, with_ack=False)
+
+    def add_alerts(self, alerts: Sequence[Alert]) -> list[int]:
+        return self._insert_records("alerts", alerts, with_ack=True)
+
+    def _insert_records(
+        self, table: str, records: Sequence[Event | Alert], with_ack: bool
+    ) -> list[int]:
+        ids = []
+        cols = "time, host, part, kind, subject, severity, detail"
+        marks = "?, ?, ?, ?, ?, ?, ?"
+        if with_ack:
+            cols += ", acknowledged"
+            marks += ", ?"
+        with self._write():
+            for r in records:
+                row: list[Any] = [r.time, r.host, r.part, r.kind, r.subject, int(r.severity)]
+                row.append(json.dumps(r.detail, sort_keys=True))
+                if with_ack:
+                    row.append(int(getattr(r, "acknowledged", False)))
+                cur = self._db.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", row)
+                ids.append(int(cur.lastrowid or 0))
+        return ids
+
+    def list_alerts(
+        self,
+        *,
+        since: float | None = None,
+        part: str | None = None,
+        min_severity: Severity | None = None,
+        limit: int | None = None,
+    ) -> list[Alert]:
+        where, args = self._filters(since, part)
+        if min_severity is not None:
+            where.append("severity >= ?")
+            args.append(int(min_severity))
+        rows = self._select("alerts", where, args, limit, extra=", acknowledged")
+        return [
+            Alert(
+                time=r[1],
+                host=r[2],
+                part=r[3],
+                kind=r[4],
+                subject=r[5],
+                severity=Severity(r[6]),
+                detail=json.loads(r[7]),
+                id=r[0],
+                acknowledged=bool(r[8]),
+            )
+            for r in rows
+        ]
+
+    def list_events(
+        self, *, since: float | None = None, part: str | None = None, limit: int | None = None
+    ) -> list[Event]:
+        where, args = self._filters(since, part)
+        rows = self._select("events", where, args, limit)
+        return [
+            Event(
+                time=r[1],
+                host=r[2],
+                part=r[3],
+                kind=r[4],
+                subject=r[5],
+                severity=Severity(r[6]),
+                detail=json.loads(r[7]),
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def _filters(since: float | None, part: str | None) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        args: list[Any] = []
+        if since is not None:
+            where.append("time >= ?")
+            args.append(since)
+        if part is not None:
+            where.append("part = ?")
+            args.append(part)
+        return where, args
+
+    def _select(
+        self, table: str, where: list[str], args: list[Any], limit: int | None, extra: str = ""
+    ) -> list[tuple[Any, ...]]:
+        sql = f"SELECT id, time, host, part, kind, subject, severity, detail{extra} FROM {table}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        if limit is None:
+            return list(self._db.execute(sql + " ORDER BY time, id", args))
+        newest = list(
+            self._db.execute(sql + " ORDER BY time DESC, id DESC LIMIT ?", [*args, limit])
+        )
+        return newest[::-1]
+
+    def acknowledge_alert(self, alert_id: int) -> bool:
+        with self._write():
+            cur = self._db.execute("UPDATE alerts SET acknowledged = 1 WHERE id = ?", (alert_id,))
+        return cur.rowcount > 0
+
+    # -- baselines -----------------------------------------------------------------------
+
+    _VERSION_COLS = "part, version, created, note, meta, entries, digest, signature, key_id"
+
+    def baseline_versions(self, part: str) -> list[BaselineVersion]:
+        rows = self._db.execute(
+            f"SELECT {self._VERSION_COLS} FROM baseline_versions WHERE part = ? ORDER BY version",
+            (part,),
+        )
+        return [BaselineVersion(*r) for r in rows]
+
+    def baseline_version(self, part: str, version: int | None = None) -> BaselineVersion | None:
+        if version is None:
+            sql = f"SELECT {self._VERSION_COLS} FROM baseline_versions WHERE part = ? ORDER BY version DESC LIMIT 1"  # noqa: E501
+            row = self._db.execute(sql, (part,)).fetchone()
+        else:
+            sql = (
+                f"SELECT {self._VERSION_COLS} FROM baseline_versions WHERE part = ? AND version = ?"
+            )
+            row = self._db.execute(sql, (part, version)).fetchone()
+        return BaselineVersion(*row) if row else None
+
+    def _version_clause(self, part: str, version: int | None) -> tuple[str, list[Any]]:
+        if version is None:
+            return "part = ? AND vto IS NULL", [part]
+        return "part = ? AND vfrom <= ? AND (vto IS NULL OR vto >= ?)", [part, version, version]
+
+    def baseline_entries(
+        self, part: str, version: int | None = None, under: bytes | None = None
+    ) -> Iterator[tuple[bytes, str]]:
+        where, args = self._version_clause(part, version)
+        if under is not None and under.rstrip(b"/"):
+            lo, hi = _upper(under)
+            where += " AND (key = ? OR (key >= ? AND key < ?))"
+            args += [under.rstrip(b"/"), lo, hi]
+        cur = self._db.execute(
+            f"SELECT key, data FROM baseline_entries WHERE {where} ORDER BY key",
+            args,
+        )
+        for key, data in cur:
+            yield bytes(key), data
+
+    def baseline_entry(self, part: str, key: bytes, version: int | None = None) -> str | None:
+        where, args = self._version_clause(part, version)
+        row = self._db.execute(
+            f"SELECT data FROM baseline_entries WHERE {where} AND key = ?",
+            [*args, key],
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def commit_baseline(
+        self,
+        part: str,
+        changes: Mapping[bytes, str | None],
+        *,
+        replaced: Iterable[bytes],
+        note: str,
+        meta: str,
+        entries: int,
+        digest: str,
+        signature: bytes,
+        key_id: str,
+    ) -> int:
+        with self._write():
+            (cur,) = self._db.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM baseline_versions WHERE part = ?", (part,)
+            ).fetchone()
+            new = cur + 1
+            self._db.executemany(
+                "UPDATE baseline_entries SET vto = ? WHERE part = ? AND key = ? AND vto IS NULL",
+                ((cur, part, k) for k in replaced),
+            )
+            self._db.executemany(
+                "INSERT INTO baseline_entries (part, key, data, vfrom) VALUES (?, ?, ?, ?)",
+                ((part, k, d, new) for k, d in changes.items() if d is not None),
+            )
+            self._db.execute(
+                f"INSERT INTO baseline_versions ({self._VERSION_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                (part, new, time.time(), note, meta, entries, digest, signature, key_id),
+            )
+        return int(new)
+
+    def prune_baseline(self, part: str, keep: int) -> int:
+        """Forget versions older than the newest ``keep``; return how many were dropped."""
+        versions = [v.version for v in self.baseline_versions(part)]
+        if len(versions) <= keep:
+            return 0
+        oldest_kept = versions[-keep]
+        with self._write():
+            self._db.execute(
+                "DELETE FROM baseline_entries WHERE part = ? AND vto IS NOT NULL AND vto < ?",
+                (part, oldest_kept),
+            )
+            self._db.execute(
+                "DELETE FROM baseline_versions WHERE part = ? AND version < ?", (part, oldest_kept)
+            )
+        return len(versions) - keep
+
+    # -- small state ---------------------------------------------------------------------
+
+    def get_state(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._write():
+            self._db.execute(
+                "INSERT INTO state (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self._db, self.path)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self._path = path
+
+    def __enter__(self) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"{self._path}: cannot write to the store: {e}") from None
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._db.execute("COMMIT")
+        else:
+            self._db.execute("ROLLBACK")
