@@ -215,7 +215,7 @@ class SqliteStore:
             args,
         )
         for key, data in cur:
-            yield bytes(key), data
+            yield _as_bytes(key), _as_text(data)
 
     def baseline_entry(self, part: str, key: bytes, version: int | None = None) -> str | None:
         where, args = self._version_clause(part, version)
@@ -223,7 +223,7 @@ class SqliteStore:
             f"SELECT data FROM baseline_entries WHERE {where} AND key = ?",
             [*args, key],
         ).fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else _as_text(row[0])
 
     def commit_baseline(
         self,
@@ -289,6 +289,21 @@ class SqliteStore:
 
     def _write(self) -> _Transaction:
         return _Transaction(self._db, self.path)
+
+
+def _as_bytes(value: object) -> bytes:
+    """A key as stored; a row written outside stockade may hold another type."""
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8", "surrogateescape")
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
 
 
 class _Transaction:

@@ -22,7 +22,7 @@ from stockade.detectors.files.classify import PACKAGE_UPGRADE
 from stockade.detectors.files.compare import Delta, compare_entry
 from stockade.errors import IntegrityError, StockadeError
 from stockade.model import Alert
-from stockade.parts.files.report import Finding, Report, alerts_for, show_path
+from stockade.parts.files.report import Finding, Report, ReportNote, alerts_for, show_path
 from stockade.parts.files.service import PART, Baseline, FilesService
 from stockade.sensors.files.collect import collect, encode
 from stockade.sensors.files.inotify import TreeWatcher
@@ -36,6 +36,8 @@ T = TypeVar("T")
 TRANSIENT_SUFFIXES = (b".dpkg-new", b".dpkg-tmp")
 #: After package changes stop arriving for this long, they are accepted (if configured).
 PACKAGE_SETTLE = 30.0
+#: Notes worth a line in the log (once each): what is absent, unreadable or not crossed.
+_SAID = frozenset({"missing", "unreadable", "other-filesystem", "not-in-baseline"})
 
 
 class Cancelled(Exception):
@@ -61,6 +63,7 @@ class FilesPart:
         self._reported: dict[bytes, str | None] = {}
         self._package_paths: set[bytes] = set()
         self._package_since = 0.0
+        self._said: set[tuple[bytes, str]] = set()
         self.on_alerts: Callable[[list[Alert]], None] | None = None
 
     # -- plumbing --------------------------------------------------------------------
@@ -164,9 +167,7 @@ class FilesPart:
             roots = ", ".join(r.display for r in sorted(svc.policy.rules, key=lambda r: r.root))
             log.info("no file baseline yet: building one over %s", roots)
             res = svc.init(progress=self._progress)
-            for n in res.notes:
-                if n.kind in ("missing", "unreadable", "other-filesystem"):
-                    log.info("%s: %s", show_path(n.path), n.message)
+            self._say(res.notes)
             log.info(
                 "baseline version %d: %d entries in %.1f s, signed with key %s",
                 res.version,
@@ -221,10 +222,15 @@ class FilesPart:
         )
         self._announce(alerts_for(report, self.ctx.host))
         self._reported = {f.path: _text(f) for f in report.findings}
-        for n in report.notes:
-            if n.kind == "missing":
-                log.info("%s: %s", show_path(n.path), n.message)
+        self._say(report.notes)
         self._reload()
+
+    def _say(self, notes: list[ReportNote]) -> None:
+        """Log what is absent or cannot be read, once per path and kind."""
+        for n in notes:
+            if n.kind in _SAID and (n.path, n.kind) not in self._said:
+                self._said.add((n.path, n.kind))
+                log.info("%s: %s", show_path(n.path) or "policy", n.message)
 
     def _accept_packages(self) -> None:
         paths = sorted(self._package_paths)

@@ -15,7 +15,7 @@ from typing import Any
 
 from stockade.baseline.signing import EntryDigest, digest_entries, signed_message
 from stockade.context import Context
-from stockade.detectors.files.classify import Verdict, classify, content_changed
+from stockade.detectors.files.classify import Verdict, classify
 from stockade.detectors.files.compare import Delta, compare_entry
 from stockade.errors import IntegrityError, StockadeError, UsageError
 from stockade.model import Alert, Event, Severity
@@ -163,7 +163,7 @@ class FilesService:
             else:
                 current = dict(self.store.baseline_entries(PART))
                 v = self.store.baseline_version(PART)
-                old_roots = [normalise(r) for r in json.loads(v.meta).get("roots", [])] if v else []
+                old_roots = _roots_of(v.meta) if v else []
         signer, created = self.keys.signer(create=not self.exists())
         if paths:
             scan_roots = list(dict.fromkeys(paths))
@@ -323,12 +323,9 @@ class FilesService:
     def judge(self, d: Delta, rules: Sequence[Rule]) -> Finding:
         rule = self.rule_of(rules, d.path)
         owner = md5 = None
-        if (
-            self.manifest is not None
-            and d.new is not None
-            and d.new.get("type") == "file"
-            and content_changed(d)
-        ):
+        # a package upgrade rewrites every file of the package, changed or not: look up every
+        # changed regular file, not only those whose content changed
+        if self.manifest is not None and d.new is not None and d.new.get("type") == "file":
             owner = self.manifest.owner(d.path)
             if owner is not None:
                 md5 = file_md5(d.path)
@@ -450,3 +447,12 @@ class FilesService:
     def show(self, path: bytes, version: int | None = None) -> tuple[Baseline, str | None]:
         base = self.load(version)
         return base, base.entries.get(path)
+
+
+def _roots_of(meta: str) -> list[bytes]:
+    """Roots named in a version's metadata; empty when it cannot be read (a damaged store)."""
+    try:
+        roots = json.loads(meta).get("roots", [])
+        return [normalise(r) for r in roots if isinstance(r, str)]
+    except (ValueError, TypeError, AttributeError):
+        return []

@@ -1,0 +1,182 @@
+"""Package awareness against a real Debian package, installed and upgraded with dpkg.
+
+The test builds two versions of a small package with dpkg-deb, installs the first, builds a
+baseline, upgrades to the second, and checks that stockade says "changed by package upgrade"
+for what dpkg's manifest explains, and "critical" for what it does not.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Instance, by_path, need_root, need_tool
+
+PKG = "stockade-testpkg"
+LIB = Path(f"/usr/lib/{PKG}")
+ETC = Path(f"/etc/{PKG}")
+BIN = Path(f"/usr/bin/{PKG}")
+
+
+def build(out: Path, version: str, tool: bytes, extra: bool) -> Path:
+    root = out / f"{PKG}-{version}"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / LIB.relative_to("/")).mkdir(parents=True)
+    (root / ETC.relative_to("/")).mkdir(parents=True)
+    (root / "bin").mkdir(parents=True)
+    (root / LIB.relative_to("/") / "tool").write_bytes(tool)
+    (root / LIB.relative_to("/") / "tool").chmod(0o755)
+    (root / LIB.relative_to("/") / "data.txt").write_text("same in every version\n")
+    if extra:
+        (root / LIB.relative_to("/") / "plugin.so").write_bytes(b"plugin " + version.encode())
+    # shipped in /bin: on a merged-/usr system it lands in /usr/bin and dpkg still says bin/...
+    (root / "bin" / PKG).write_bytes(b"#!/bin/sh\necho " + version.encode() + b"\n")
+    (root / "bin" / PKG).chmod(0o755)
+    (root / ETC.relative_to("/") / "tool.conf").write_text(f"# config of {version}\n")
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {PKG}\nVersion: {version}\nArchitecture: all\nMaintainer: stockade tests "
+        f"<root@localhost>\nDescription: test package for stockade\n"
+    )
+    (root / "DEBIAN" / "conffiles").write_text(f"{ETC}/tool.conf\n")
+    deb = out / f"{PKG}_{version}_all.deb"
+    subprocess.run(
+        ["dpkg-deb", "--build", "--root-owner-group", str(root), str(deb)],
+        check=True,
+        capture_output=True,
+    )
+    return deb
+
+
+def dpkg(*args: str | Path) -> None:
+    subprocess.run(
+        ["dpkg", "--force-confnew", *map(str, args)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
+@pytest.fixture
+def debs(tmp_path: Path) -> Iterator[dict[str, Path]]:
+    need_root()
+    need_tool("dpkg-deb")
+    out = tmp_path / "debs"
+    out.mkdir()
+    debs = {
+        "1.0": build(out, "1.0", b"\x7fELF tool version 1", extra=False),
+        "2.0": build(out, "2.0", b"\x7fELF tool version 2 (bigger)", extra=True),
+        "3.0": build(out, "3.0", b"\x7fELF tool version 3", extra=True),
+    }
+    dpkg("-i", debs["1.0"])
+    try:
+        yield debs
+    finally:
+        subprocess.run(["dpkg", "--purge", PKG], check=False, capture_output=True)
+
+
+@pytest.fixture
+def pkg_instance(instance: Instance, debs: dict[str, Path]) -> Instance:
+    instance.write(package_check=True)
+    instance.watch(LIB, severity="high")
+    instance.watch(ETC, attributes="config", severity="medium")
+    instance.watch(BIN, severity="high")
+    r = instance.run("files", "init")
+    assert r.rc == 0, r.err
+    return instance
+
+
+def test_package_upgrade_is_recognised(pkg_instance: Instance, debs: dict[str, Path]) -> None:
+    dpkg("-i", debs["2.0"])
+    rc, findings = pkg_instance.check()
+    assert rc == 1
+    f = by_path(findings)
+    tool = f[str(LIB / "tool")]
+    assert tool["classification"] == "package-upgrade" and tool["severity"] == "low"
+    assert tool["package"] == PKG
+    assert {"sha256", "size"} <= set(tool["attributes"])
+    assert f[str(LIB / "plugin.so")]["change"] == "added"
+    assert f[str(LIB / "plugin.so")]["classification"] == "package-upgrade"
+    # dpkg lists bin/stockade-testpkg; the file is reached through /usr/bin (merged /usr)
+    if Path("/bin").is_symlink():
+        assert f[str(BIN)]["classification"] == "package-upgrade"
+    assert f[str(ETC / "tool.conf")]["classification"] == "package-upgrade"  # conffile md5 matches
+    # same content, but dpkg wrote it anew (inode, times): explained by the package too
+    assert f[str(LIB / "data.txt")]["classification"] == "package-upgrade"
+    assert "sha256" not in f[str(LIB / "data.txt")]["attributes"]
+    # the human report summarises instead of listing every upgraded file
+    r = pkg_instance.run("files", "check", "--no-record")
+    assert "files changed by package upgrades" in r.out
+    assert str(LIB / "tool") not in r.out
+    alerts = pkg_instance.run("alerts", "--json").json_lines()
+    summary = [a for a in alerts if a["kind"] == "package-upgrade"]
+    assert len(summary) == 1 and summary[0]["severity"] == "low"
+    assert summary[0]["detail"]["packages"] == [PKG]
+    assert not [a for a in alerts if a["severity"] in ("high", "critical")]
+
+
+def test_file_disagreeing_with_its_package_is_critical(pkg_instance: Instance) -> None:
+    tool = LIB / "tool"
+    st = tool.stat()
+    tool.write_bytes(b"\x7fELF trojan  v1")  # same size as version 1
+    os.utime(tool, ns=(st.st_atime_ns, st.st_mtime_ns))
+    _, findings = pkg_instance.check()
+    f = by_path(findings)[str(tool)]
+    assert f["classification"] == "package-mismatch"
+    assert f["severity"] == "critical"
+    assert f["package"] == PKG
+
+
+def test_trojan_after_upgrade_is_still_critical(
+    pkg_instance: Instance, debs: dict[str, Path]
+) -> None:
+    dpkg("-i", debs["2.0"])
+    (LIB / "tool").write_bytes(b"trojan dropped during the upgrade")
+    _, findings = pkg_instance.check()
+    assert by_path(findings)[str(LIB / "tool")]["severity"] == "critical"
+    assert by_path(findings)[str(LIB / "plugin.so")]["classification"] == "package-upgrade"
+
+
+def test_edited_conffile_keeps_the_rule_severity(pkg_instance: Instance) -> None:
+    (ETC / "tool.conf").write_text("# edited by the administrator\n")
+    _, findings = pkg_instance.check()
+    f = by_path(findings)[str(ETC / "tool.conf")]
+    assert f["classification"] == "conffile-modified" and f["severity"] == "medium"
+
+
+def test_permissions_changed_on_package_file_are_not_excused(pkg_instance: Instance) -> None:
+    (LIB / "tool").chmod(0o4755)
+    _, findings = pkg_instance.check()
+    f = by_path(findings)[str(LIB / "tool")]
+    assert f["classification"] == "modified" and f["severity"] == "critical"
+
+
+def test_accept_packages_only(pkg_instance: Instance, debs: dict[str, Path]) -> None:
+    dpkg("-i", debs["2.0"])
+    (LIB / "data.txt").write_text("edited by hand")  # package-mismatch: must stay reported
+    r = pkg_instance.run("files", "accept", "--packages", "--json")
+    assert r.rc == 0
+    _, findings = pkg_instance.check()
+    assert set(by_path(findings)) == {str(LIB / "data.txt")}
+
+
+def test_auto_accept_package_changes(pkg_instance: Instance, debs: dict[str, Path]) -> None:
+    pkg_instance.write(auto_accept_package_changes=True)
+    dpkg("-i", debs["3.0"])
+    r = pkg_instance.run("files", "check")
+    assert r.rc == 1 and "accepted into baseline version 2" in r.out
+    assert pkg_instance.check()[0] == 0
+    assert pkg_instance.run("files", "versions", "--json").json_lines()[-1]["note"] == (
+        "auto-accept package upgrades"
+    )
+
+
+def test_package_check_can_be_switched_off(pkg_instance: Instance, debs: dict[str, Path]) -> None:
+    pkg_instance.write(package_check=False)
+    dpkg("-i", debs["2.0"])
+    _, findings = pkg_instance.check()
+    assert by_path(findings)[str(LIB / "tool")]["classification"] == "modified"
+    assert by_path(findings)[str(LIB / "tool")]["severity"] == "high"
