@@ -44,7 +44,7 @@ SeverityName = Annotated[str, BeforeValidator(_severity)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, strict=True)
 
 
 class StockadeSection(_Section):

@@ -1,0 +1,112 @@
+"""The SQLite store: WAL, migrations, versions, filters, damaged files."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from stockade.errors import StoreError
+from stockade.model import Alert, Event, Severity
+from stockade.store import SqliteStore
+from stockade.store.migrations import MIGRATIONS
+
+
+def test_new_store_is_wal_and_migrated(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "s.db")
+    s.close()
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_store_written_by_a_newer_stockade(tmp_path: Path) -> None:
+    SqliteStore(tmp_path / "s.db").close()
+    sqlite3.connect(tmp_path / "s.db").execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(StoreError, match="newer stockade"):
+        SqliteStore(tmp_path / "s.db")
+
+
+def test_damaged_store_file(tmp_path: Path) -> None:
+    (tmp_path / "s.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="move the damaged file away"):
+        SqliteStore(tmp_path / "s.db")
+
+
+def test_alerts_round_trip_and_filters(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "s.db")
+    now = time.time()
+    s.add_alerts(
+        [
+            Alert(part="files", kind="k1", subject="old", severity=Severity.LOW, time=now - 7200),
+            Alert(
+                part="files",
+                kind="k2",
+                subject="new",
+                severity=Severity.CRITICAL,
+                time=now,
+                detail={"x": [1, 2]},
+            ),
+            Alert(part="logs", kind="k3", subject="other", severity=Severity.HIGH, time=now - 10),
+        ]
+    )
+    assert [a.subject for a in s.list_alerts()] == ["old", "other", "new"]
+    assert [a.subject for a in s.list_alerts(since=now - 3600)] == ["other", "new"]
+    assert [a.subject for a in s.list_alerts(part="files")] == ["old", "new"]
+    assert [a.subject for a in s.list_alerts(min_severity=Severity.HIGH)] == ["other", "new"]
+    assert [a.subject for a in s.list_alerts(limit=2)] == ["other", "new"]
+    new = s.list_alerts(part="files")[-1]
+    assert new.detail == {"x": [1, 2]} and new.severity is Severity.CRITICAL
+    assert s.acknowledge_alert(new.id or 0)
+    assert s.list_alerts(part="files")[-1].acknowledged
+    s.add_events([Event(part="files", kind="check", subject="s", detail={"n": 1})])
+    assert s.list_events()[0].detail == {"n": 1}
+
+
+def test_baseline_versions_are_kept_and_readable(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "s.db")
+
+    def commit(changes: dict[bytes, str | None], replaced: list[bytes]) -> int:
+        return s.commit_baseline(
+            "p",
+            changes,
+            replaced=replaced,
+            note="n",
+            meta="{}",
+            entries=0,
+            digest="d",
+            signature=b"s",
+            key_id="k",
+        )
+
+    assert commit({b"/a": "1", b"/a/b": "2", b"/c": "3"}, []) == 1
+    assert commit({b"/a/b": "2b", b"/c": None}, [b"/a/b", b"/c"]) == 2
+    assert commit({b"/d": "4"}, []) == 3
+    assert dict(s.baseline_entries("p")) == {b"/a": "1", b"/a/b": "2b", b"/d": "4"}
+    assert dict(s.baseline_entries("p", 1)) == {b"/a": "1", b"/a/b": "2", b"/c": "3"}
+    assert dict(s.baseline_entries("p", 2)) == {b"/a": "1", b"/a/b": "2b"}
+    assert dict(s.baseline_entries("p", under=b"/a")) == {b"/a": "1", b"/a/b": "2b"}
+    assert s.baseline_entry("p", b"/c", 1) == "3" and s.baseline_entry("p", b"/c") is None
+    assert [k for k, _ in s.baseline_entries("p")] == sorted([b"/a", b"/a/b", b"/d"])
+    assert s.prune_baseline("p", 2) == 1
+    assert [v.version for v in s.baseline_versions("p")] == [2, 3]
+    assert dict(s.baseline_entries("p", 2)) == {b"/a": "1", b"/a/b": "2b"}
+
+
+def test_two_instances_side_by_side(tmp_path: Path) -> None:
+    a = SqliteStore(tmp_path / "a" / "s.db")
+    b = SqliteStore(tmp_path / "b" / "s.db")
+    a.set_state("k", "a")
+    b.set_state("k", "b")
+    assert (a.get_state("k"), b.get_state("k")) == ("a", "b")
+
+
+def test_concurrent_reader_while_writing(tmp_path: Path) -> None:
+    w = SqliteStore(tmp_path / "s.db")
+    r = SqliteStore(tmp_path / "s.db")
+    w.add_alerts(
+        [Alert(part="p", kind="k", subject=str(i), severity=Severity.LOW) for i in range(100)]
+    )
+    assert len(r.list_alerts()) == 100
