@@ -21,15 +21,21 @@ from tests.conftest import Instance
 class Daemon:
     def __init__(self, instance: Instance, *extra: str) -> None:
         self.instance = instance
+        self.attach(
+            subprocess.Popen(
+                [sys.executable, "-m", "stockade", *instance.args("run", *extra)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        )
+
+    def attach(self, proc: subprocess.Popen[str]) -> None:
+        """Follow the log of a started ``stockade run``."""
         self.lines: list[str] = []
         self._cond = threading.Condition()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stockade", *instance.args("run", *extra)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        self.proc = proc
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 

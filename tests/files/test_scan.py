@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,32 @@ def test_large_tree_through_the_cli(instance: Instance, tmp_path: Path) -> None:
     _, findings = instance.check()
     assert [f["path"] for f in findings] == [str(tmp_path / "t" / "d5" / "f5")]
     assert scan_module.POOL_THRESHOLD_FILES < 3000
+
+
+def test_progress_bar_on_a_terminal_only(instance: Instance, tmp_path: Path) -> None:
+    import pty
+
+    many_files(tmp_path / "t", 3000)
+    instance.watch(tmp_path / "t")
+    master, slave = pty.openpty()
+    cmd = [sys.executable, "-m", "stockade", *instance.args("files", "init")]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    out, _ = p.communicate(timeout=120)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert p.returncode == 0
+    assert b"baseline" in seen
+    assert re.search(rb"\d+/\d+", seen)  # the bar: "baseline ━━━ 1234/3039 ..."
+    assert b"\x1b[" not in out  # stdout stays clean
+    # without a terminal there is no bar at all
+    r = instance.cli("files", "check")
+    assert r.err == ""

@@ -87,9 +87,10 @@ def classify(
                 f"content disagrees with package {owner.package}",
             )
     elif delta.change == "added":
-        verdict = Verdict(severity, ADDED, package, "new entry")
+        kind = (delta.new or {}).get("type", "entry")
+        verdict = Verdict(severity, ADDED, package, f"new {kind}")
     else:
-        verdict = Verdict(severity, MODIFIED, package, "changed")
+        verdict = Verdict(severity, MODIFIED, package, ", ".join(sorted(delta.names)) + " changed")
     if privileged(delta.new):
         if verdict.classification != PACKAGE_UPGRADE:
             return verdict._replace(

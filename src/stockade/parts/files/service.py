@@ -286,7 +286,9 @@ class FilesService:
             d = compare_entry(path, text, None, rule.attrs, SETUID_ATTRS)
             if d is not None:
                 deltas.append(d)
-        report.findings = [self.judge(d, rules) for d in sorted(deltas, key=lambda d: d.path)]
+        findings = [self.judge(d, rules) for d in deltas]
+        # the worst first, then by path
+        report.findings = sorted(findings, key=lambda f: (-f.verdict.severity, f.path))
         report.elapsed = time.monotonic() - start
         return report
 
