@@ -67,13 +67,8 @@ def progress(label: str, enabled: bool) -> Iterator[ProgressFn | None]:
     )
     task = bar.add_task(label, total=None, hashed="")
 
-    def update(found: int, found_bytes: int, done: int, done_bytes: int) -> None:
-        bar.update(
-            task,
-            total=found,
-            completed=done,
-            hashed=f"{human_bytes(done_bytes)} / {human_bytes(found_bytes)}",
-        )
+    def update(found: int, done: int, hashed: int) -> None:
+        bar.update(task, total=found, completed=done, hashed=f"{human_bytes(hashed)} hashed")
 
     with bar:
         yield update

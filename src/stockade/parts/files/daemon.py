@@ -24,10 +24,10 @@ from stockade.errors import IntegrityError, StockadeError
 from stockade.model import Alert
 from stockade.parts.files.report import Finding, Report, ReportNote, alerts_for, show_path
 from stockade.parts.files.service import PART, Baseline, FilesService
-from stockade.sensors.files.collect import collect, encode
+from stockade.sensors.files.collect import SETUID_ATTRS, collect, encode
 from stockade.sensors.files.inotify import TreeWatcher
 from stockade.sensors.files.policy import Rule, best_rule, depth_below
-from stockade.sensors.files.scan import SETUID_ATTRS, effective_mask
+from stockade.sensors.files.scan import effective_mask
 
 log = logging.getLogger("stockade.files")
 T = TypeVar("T")

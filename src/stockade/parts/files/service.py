@@ -29,7 +29,7 @@ from stockade.parts.files.report import (
     show_path,
 )
 from stockade.sensors.files.attributes import ATTRIBUTES
-from stockade.sensors.files.collect import Collected, encode, file_md5
+from stockade.sensors.files.collect import SETUID_ATTRS, Collected, encode, file_md5
 from stockade.sensors.files.dpkg import DpkgManifest
 from stockade.sensors.files.policy import (
     Policy,
@@ -39,7 +39,7 @@ from stockade.sensors.files.policy import (
     depth_below,
     normalise,
 )
-from stockade.sensors.files.scan import SETUID_ATTRS, ProgressFn, scan
+from stockade.sensors.files.scan import ProgressFn, scan
 from stockade.sensors.files.walk import Note
 from stockade.store import BaselineVersion, Store
 

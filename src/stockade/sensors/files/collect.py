@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from stockade.sensors.files.acl import acl_text
-from stockade.sensors.files.attributes import BITS
+from stockade.sensors.files.attributes import BITS, BUILTIN_SETS, mask_of
 
 TYPE_NAMES = {
     stat.S_IFREG: "file",
@@ -41,6 +41,9 @@ _SPECIAL_XATTRS = (ACL_ACCESS, ACL_DEFAULT, SELINUX)
 B = BITS
 _HASH_BITS = B["sha256"] | B["sha512"] | B["blake3"]
 _XATTR_BITS = B["xattrs"] | B["acl"] | B["selinux"]
+#: Attributes always recorded for setuid and setgid files, whatever their rule says.
+SETUID_ATTRS = BUILTIN_SETS["binaries"]
+SETUID_MASK = mask_of(SETUID_ATTRS)
 _BUF_SIZE = 1 << 20
 _buffer: bytearray | None = None
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
@@ -240,6 +243,8 @@ def collect_regular(path: bytes, mask: int) -> Collected:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return _relstat(path, mask)
+        if st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+            mask |= SETUID_MASK
         hashes: dict[str, str] = {}
         nbytes = 0
         if mask & _HASH_BITS:

@@ -12,27 +12,27 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 
-from stockade.sensors.files.attributes import BUILTIN_SETS, mask_of
-from stockade.sensors.files.collect import Collected, collect_other, collect_regular
+from stockade.sensors.files.collect import (
+    SETUID_MASK,
+    Collected,
+    collect_other,
+    collect_regular,
+)
 from stockade.sensors.files.policy import Policy, Rule
 from stockade.sensors.files.pool import WorkerPool
 from stockade.sensors.files.walk import Note, walk
 
-#: Attributes always recorded for setuid and setgid files, whatever their rule says.
-SETUID_ATTRS = BUILTIN_SETS["binaries"]
-SETUID_MASK = mask_of(SETUID_ATTRS)
 _SUID = stat.S_ISUID | stat.S_ISGID
 
-BATCH_FILES = 256
-BATCH_BYTES = 32 << 20
+BATCH_FILES = 128
 POOL_THRESHOLD_FILES = 1500
-POOL_THRESHOLD_BYTES = 96 << 20
 
-#: ``progress(entries_found, bytes_found, entries_done, bytes_done)``
-ProgressFn = Callable[[int, int, int, int], None]
+#: ``progress(entries_found, entries_done, bytes_hashed)``
+ProgressFn = Callable[[int, int, int], None]
 
 
 def effective_mask(rule: Rule, st: os.stat_result) -> int:
+    """The rule's attributes, plus those every setuid or setgid file gets."""
     if stat.S_ISREG(st.st_mode) and st.st_mode & _SUID:
         return rule.mask | SETUID_MASK
     return rule.mask
@@ -41,11 +41,11 @@ def effective_mask(rule: Rule, st: os.stat_result) -> int:
 class _Counter:
     def __init__(self, progress: ProgressFn | None) -> None:
         self.fn = progress
-        self.found = self.found_bytes = self.done = self.done_bytes = 0
+        self.found = self.done = self.done_bytes = 0
 
     def tick(self) -> None:
         if self.fn is not None:
-            self.fn(self.found, self.found_bytes, self.done, self.done_bytes)
+            self.fn(self.found, self.done, self.done_bytes)
 
 
 def scan(
@@ -59,7 +59,6 @@ def scan(
     nworkers = workers or os.cpu_count() or 1
     count = _Counter(progress)
     pending: list[tuple[bytes, int]] = []  # regular files not yet handed out
-    pending_bytes = 0
     pool: WorkerPool | None = None
     try:
         for item in walk(policy, rules):
@@ -68,26 +67,24 @@ def scan(
                 continue
             path, st, rule = item
             count.found += 1
-            mask = effective_mask(rule, st)
-            if not stat.S_ISREG(st.st_mode):
+            if st is not None and not stat.S_ISREG(st.st_mode):
                 count.done += 1
-                yield collect_other(path, st, mask)
+                yield collect_other(path, st, effective_mask(rule, st))
                 continue
-            pending.append((path, mask))
-            pending_bytes += st.st_size
-            count.found_bytes += st.st_size
+            pending.append((path, rule.mask))  # the collector adds the setuid attributes
             if pool is None:
-                if len(pending) < POOL_THRESHOLD_FILES and pending_bytes < POOL_THRESHOLD_BYTES:
+                if len(pending) < POOL_THRESHOLD_FILES:
                     continue
                 if nworkers < 2:
                     yield from _inline(pending, count)
-                    pending, pending_bytes = [], 0
+                    pending = []
                     continue
                 pool = WorkerPool(nworkers)
-            if len(pending) >= BATCH_FILES or pending_bytes >= BATCH_BYTES:
+            if len(pending) >= BATCH_FILES:
                 pool.submit(pending)
-                pending, pending_bytes = [], 0
+                pending = []
                 yield from _counted(pool.ready(), count)
+            count.tick()
         if pool is None:
             yield from _inline(pending, count)
         else:

@@ -16,8 +16,11 @@ from stockade.sensors.files.policy import Policy, Rule
 
 
 class Found(NamedTuple):
+    """An entry; ``st`` is None for a regular file, which the collector examines itself
+    (``fstat`` on the descriptor it reads), so the walk spends no system call on it."""
+
     path: bytes
-    st: os.stat_result
+    st: os.stat_result | None
     rule: Rule
 
 
@@ -76,6 +79,9 @@ def _walk_one(policy: Policy, rule: Rule, skip: set[bytes]) -> Iterator[Found | 
                 if path in skip or excluded(path, rule):
                     continue
                 try:
+                    if entry.is_file(follow_symlinks=False):  # from the folder listing: no stat
+                        yield Found(path, None, rule)
+                        continue
                     est = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     yield Note(path, "vanished", "vanished during the scan")
