@@ -112,38 +112,14 @@ class SqliteStore:
             where.append("severity >= ?")
             args.append(int(min_severity))
         rows = self._select("alerts", where, args, limit, extra=", acknowledged")
-        return [
-            Alert(
-                time=r[1],
-                host=r[2],
-                part=r[3],
-                kind=r[4],
-                subject=r[5],
-                severity=Severity(r[6]),
-                detail=json.loads(r[7]),
-                id=r[0],
-                acknowledged=bool(r[8]),
-            )
-            for r in rows
-        ]
+        return [Alert(**_record(r), id=r[0], acknowledged=bool(r[8])) for r in rows]
 
     def list_events(
         self, *, since: float | None = None, part: str | None = None, limit: int | None = None
     ) -> list[Event]:
         where, args = self._filters(since, part)
         rows = self._select("events", where, args, limit)
-        return [
-            Event(
-                time=r[1],
-                host=r[2],
-                part=r[3],
-                kind=r[4],
-                subject=r[5],
-                severity=Severity(r[6]),
-                detail=json.loads(r[7]),
-            )
-            for r in rows
-        ]
+        return [Event(**_record(r)) for r in rows]
 
     @staticmethod
     def _filters(since: float | None, part: str | None) -> tuple[list[str], list[Any]]:
@@ -289,6 +265,19 @@ class SqliteStore:
 
     def _write(self) -> _Transaction:
         return _Transaction(self._db, self.path)
+
+
+def _record(row: tuple[Any, ...]) -> dict[str, Any]:
+    """The fields events and alerts share, from a row selected by ``_select``."""
+    return {
+        "time": row[1],
+        "host": row[2],
+        "part": row[3],
+        "kind": row[4],
+        "subject": row[5],
+        "severity": Severity(row[6]),
+        "detail": json.loads(row[7]),
+    }
 
 
 def _as_bytes(value: object) -> bytes:

@@ -129,9 +129,7 @@ class WorkerPool:
         elif kind == "lost":
             assert isinstance(payload, list)
             for batch in payload:
-                for path, mask in batch:
-                    self.outstanding -= 1
-                    yield collect_regular(path, mask)
+                yield from self._redo(batch)
 
     def _redo_queued(self) -> Iterator[Collected]:
         while True:
@@ -139,9 +137,13 @@ class WorkerPool:
                 batch = self.tasks.get_nowait()
             except queue.Empty:
                 return
-            for path, mask in batch or []:
-                self.outstanding -= 1
-                yield collect_regular(path, mask)
+            yield from self._redo(batch or [])
+
+    def _redo(self, batch: Batch) -> Iterator[Collected]:
+        """Collect a batch in this process: its worker is gone."""
+        for path, mask in batch:
+            self.outstanding -= 1
+            yield collect_regular(path, mask)
 
     def close(self) -> None:
         for _ in self._workers:
