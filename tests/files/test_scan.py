@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from stockade.config.schema import FileRule, FilesSection
 from stockade.sensors.files import scan as scan_module
 from stockade.sensors.files.collect import Collected
@@ -42,19 +44,26 @@ def test_worker_processes_give_the_same_entries_as_one_process(tmp_path: Path) -
     assert pooled == inline
 
 
-def test_a_worker_that_dies_loses_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("when", ["at-once", "after-first-results", "both-workers"])
+def test_a_worker_that_dies_loses_nothing(tmp_path: Path, when: str) -> None:
     many_files(tmp_path / "t", 3000)
     files = sorted(os.fsencode(p) for p in (tmp_path / "t").rglob("f*"))
     mask = Policy.from_config(FilesSection(rules=[FileRule(path=str(tmp_path))])).rules[0].mask
     pool = WorkerPool(2)
+    got: list[bytes] = []
     try:
         for i in range(0, len(files), 100):
             pool.submit([(p, mask) for p in files[i : i + 100]])
+        if when == "after-first-results":
+            results = pool.drain()
+            got.append(next(results).path)
         pool._workers[0].proc.kill()
-        got = {c.path for c in pool.drain()}
+        if when == "both-workers":
+            pool._workers[1].proc.kill()
+        got += [c.path for c in (results if when == "after-first-results" else pool.drain())]
     finally:
         pool.terminate()
-    assert got == set(files)
+    assert sorted(got) == files  # every file exactly once
 
 
 def test_big_file_is_streamed(tmp_path: Path) -> None:

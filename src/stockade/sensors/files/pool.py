@@ -23,9 +23,17 @@ from stockade.sensors.files.workerproto import END, decode_result, encode_reques
 
 Batch = list[tuple[bytes, int]]
 _STOP = None
+_POLL = 0.2  # seconds a writer waits before looking again whether its worker died
 
 
 class _Worker:
+    """One child process, a thread that writes batches to it and one that reads results.
+
+    Every batch taken from the shared queue is accounted for exactly once: it is answered,
+    or handed back to the queue before being sent, or reported as lost (by the reader when the
+    process ends, or by the writer when sending fails), and then collected in this process.
+    """
+
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
         self.proc = subprocess.Popen(
@@ -38,26 +46,49 @@ class _Worker:
         self.inflight: deque[Batch] = deque()
         self.slots = threading.Semaphore(2)
         self.lock = threading.Lock()
+        self.dead = threading.Event()
         self.writer = threading.Thread(target=self._write, daemon=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.writer.start()
         self.reader.start()
 
+    def _next(self) -> Batch | None:
+        """The next batch to send, or None when this worker should stop."""
+        while True:
+            if self.dead.is_set():
+                return None
+            if not self.slots.acquire(timeout=_POLL):
+                continue
+            try:
+                batch = self.pool.tasks.get(timeout=_POLL)
+            except queue.Empty:
+                self.slots.release()
+                continue
+            if batch is _STOP:
+                return None
+            with self.lock:
+                if self.dead.is_set():
+                    self.pool.tasks.put(batch)  # not sent: somebody else takes it
+                    return None
+                self.inflight.append(batch)
+            return batch
+
     def _write(self) -> None:
         stdin = self.proc.stdin
         assert stdin is not None
         try:
-            while True:
-                self.slots.acquire()
-                batch = self.pool.tasks.get()
-                if batch is _STOP:
-                    break
-                with self.lock:
-                    self.inflight.append(batch)
-                stdin.write(b"".join(encode_request(p, m) for p, m in batch) + END)
-                stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass
+            while (batch := self._next()) is not None:
+                try:
+                    stdin.write(b"".join(encode_request(p, m) for p, m in batch) + END)
+                    stdin.flush()
+                except OSError:
+                    with self.lock:
+                        mine = any(b is batch for b in self.inflight)
+                        if mine:
+                            self.inflight = deque(b for b in self.inflight if b is not batch)
+                    if mine:
+                        self.pool.results.put(("lost", [batch]))
+                    return
         finally:
             with contextlib.suppress(OSError):
                 stdin.close()
@@ -78,10 +109,13 @@ class _Worker:
                 batch.append(decode_result(line))
         except (OSError, ValueError):
             pass
-        # the worker ended: anything still in flight is redone by the pool's owner
+        # the worker ended: what it answered of its current batch counts, the rest is redone
         with self.lock:
+            self.dead.set()
             lost = list(self.inflight)
             self.inflight.clear()
+        if batch:
+            self.pool.results.put(batch)
         if lost:
             self.pool.results.put(("lost", [lost[0][len(batch) :], *lost[1:]]))
         self.pool.results.put(("exit", None))
@@ -114,6 +148,10 @@ class WorkerPool:
         """Every remaining result, waiting for them."""
         while self.outstanding > 0:
             if self._alive == 0:
+                # every worker is gone: wait for their writers, then do the rest here
+                for w in self._workers:
+                    w.writer.join()
+                yield from self.ready()
                 yield from self._redo_queued()
                 break
             yield from self._handle(self.results.get())
