@@ -21,6 +21,8 @@ from stockade.cli.main import main
 
 ROOT = os.geteuid() == 0
 
+pytest_plugins = ["tests.debpkg"]  # the `debs` fixture: a real Debian package in three versions
+
 
 @dataclass
 class Result:

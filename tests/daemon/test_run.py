@@ -13,6 +13,7 @@ import pytest
 
 from stockade.daemon.supervisor import supervise
 from tests.conftest import Instance, need_root
+from tests.debpkg import LIB, PKG, dpkg
 
 
 def ready(d) -> None:
@@ -209,3 +210,34 @@ def test_a_failing_part_is_logged_and_restarted(caplog: pytest.LogCaptureFixture
     asyncio.run(main())
     assert part.starts == 3
     assert sum("flaky: failed: RuntimeError: boom" in r.message for r in caplog.records) == 2
+
+
+def test_scheduled_full_check(watched: Instance, tree: Path, daemon) -> None:
+    watched.write(realtime=False, schedule="1s", check_on_start=False)
+    d = daemon(watched)
+    d.wait_for("full check scheduled: 0 changed")
+    (tree / "lib" / "libc.so").write_bytes(b"patched")
+    d.wait_for("full check scheduled: 1 changed")
+    d.wait_alert(lambda a: a["subject"] == str(tree / "lib" / "libc.so"))
+    assert d.stop() == 0
+
+
+def test_package_upgrade_while_running_is_accepted_by_itself(
+    instance: Instance, debs: dict[str, Path], daemon
+) -> None:
+    """An upgrade arrives through inotify, is recognised, and goes into the baseline."""
+    instance.write(package_check=True, auto_accept_package_changes=True, package_settle="1s")
+    instance.watch(LIB)
+    assert instance.run("files", "init").rc == 0
+    d = daemon(instance)
+    ready(d)
+    dpkg("-i", debs["2.0"])
+    a, _ = d.wait_alert(lambda a: a["kind"] == "package-upgrade")
+    assert a["severity"] == "low" and a["detail"]["packages"] == [PKG]
+    d.wait_for(r"accepted \d+ package upgrade\(s\) into baseline version 2")
+    assert instance.check()[0] == 0
+    # a trojan after the upgrade is still an alarm
+    (LIB / "tool").write_bytes(b"trojan")
+    a, _ = d.wait_alert(lambda a: a["subject"] == str(LIB / "tool"))
+    assert a["severity"] == "critical" and a["detail"]["classification"] == "package-mismatch"
+    assert d.stop() == 0

@@ -126,6 +126,9 @@ class FilesSection(_Section):
     debounce: Duration = 0.2
     package_check: bool = Field(True, description="classify changes against dpkg's manifests")
     auto_accept_package_changes: bool = False
+    package_settle: Duration = Field(
+        30.0, description="in `run`, accept package upgrades once none arrived for this long"
+    )
     dpkg_admindir: str = "/var/lib/dpkg"
     signing_key: str = Field("", description="private key; empty = <state-dir>/keys/files.key")
     passphrase_file: str = Field("", description="file holding the signing key's passphrase")

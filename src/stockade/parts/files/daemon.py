@@ -34,8 +34,6 @@ T = TypeVar("T")
 
 #: Temporary names dpkg renames into place; the realtime watcher does not report them.
 TRANSIENT_SUFFIXES = (b".dpkg-new", b".dpkg-tmp")
-#: After package changes stop arriving for this long, they are accepted (if configured).
-PACKAGE_SETTLE = 30.0
 #: Notes worth a line in the log (once each): what is absent, unreadable or not crossed.
 _SAID = frozenset({"missing", "unreadable", "other-filesystem", "not-in-baseline"})
 
@@ -105,7 +103,7 @@ class FilesPart:
                 timeout = max(0.0, next_check - time.monotonic())
                 if self._package_paths and self.cfg.auto_accept_package_changes:
                     timeout = min(
-                        timeout, max(0.0, self._package_since + PACKAGE_SETTLE - time.monotonic())
+                        timeout, max(0.0, self._package_since + self.cfg.package_settle - time.monotonic())
                     )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
@@ -126,7 +124,7 @@ class FilesPart:
                 if (
                     self._package_paths
                     and self.cfg.auto_accept_package_changes
-                    and time.monotonic() >= self._package_since + PACKAGE_SETTLE
+                    and time.monotonic() >= self._package_since + self.cfg.package_settle
                 ):
                     await self._call(self._accept_packages)
         finally:
