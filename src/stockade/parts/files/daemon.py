@@ -103,7 +103,8 @@ class FilesPart:
                 timeout = max(0.0, next_check - time.monotonic())
                 if self._package_paths and self.cfg.auto_accept_package_changes:
                     timeout = min(
-                        timeout, max(0.0, self._package_since + self.cfg.package_settle - time.monotonic())
+                        timeout,
+                        max(0.0, self._package_since + self.cfg.package_settle - time.monotonic()),
                     )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
