@@ -241,3 +241,28 @@ def test_package_upgrade_while_running_is_accepted_by_itself(
     a, _ = d.wait_alert(lambda a: a["subject"] == str(LIB / "tool"))
     assert a["severity"] == "critical" and a["detail"]["classification"] == "package-mismatch"
     assert d.stop() == 0
+
+
+def test_a_watched_path_that_appears_later_is_seen_in_real_time(
+    instance: Instance, tree: Path, tmp_path: Path, daemon
+) -> None:
+    later = tmp_path / "dot-ssh"
+    instance.watch(tree)
+    instance.watch(later, attributes="config")
+    assert instance.run("files", "init").rc == 0
+    d = daemon(instance)
+    ready(d)
+    later.mkdir()
+    time.sleep(0.3)
+    (later / "authorized_keys").write_text("ssh-ed25519 AAAA... intruder")
+    d.wait_alert(lambda a: a["subject"] == str(later / "authorized_keys"))
+    assert d.stop() == 0
+
+
+def test_reinit_says_what_it_replaced(watched: Instance, tree: Path) -> None:
+    (tree / "bin" / "ls").write_bytes(b"x")
+    r = watched.run("files", "init")
+    assert r.rc == 0
+    assert (
+        "it replaces version 1 (1 entries differ); `stockade files restore 1` undoes this" in r.out
+    )

@@ -117,6 +117,11 @@ def cmd_init(args: argparse.Namespace) -> int:
         f"baseline version {res.version}: {res.entries} entries in {res.elapsed:.1f} s, "
         f"signed by key {res.key_id}"
     )
+    if res.previous is not None:
+        print(
+            f"it replaces version {res.previous} ({res.absorbed} entries differ); "
+            f"`stockade files restore {res.previous}` undoes this"
+        )
     return 0
 
 

@@ -69,6 +69,8 @@ class InitResult:
     key_created: bool
     key_id: str
     dropped_roots: list[bytes]
+    previous: int | None = None  # the version this one replaced
+    absorbed: int = 0  # entries that differ from the previous version
 
 
 class FilesService:
@@ -191,8 +193,18 @@ class FilesService:
         changes.update({k: None for k in current.keys() - new.keys()})
         note = "init" if not paths else "init " + " ".join(show_path(p) for p in scan_roots)
         version = self._commit(new, changes, roots, note, signer, current)
+        previous = version - 1 if version > 1 else None
+        absorbed = len(changes) if previous is not None else 0
         return InitResult(
-            version, len(new), notes, time.monotonic() - start, created, signer.key_id, dropped
+            version,
+            len(new),
+            notes,
+            time.monotonic() - start,
+            created,
+            signer.key_id,
+            dropped,
+            previous,
+            absorbed,
         )
 
     def _commit(

@@ -68,12 +68,15 @@ class TreeWatcher:
         """Watch every folder under ``top`` (default: the rule's root) within the rule.
 
         Returns the entries found below ``top``, so that a folder that appeared while
-        nobody watched it can be examined. A root that is a file is watched through its folder.
+        nobody watched it can be examined. A root that is a file is watched through its
+        folder, and so is a root that does not exist yet: its creation is then an event.
         """
         top = top or rule.root
         try:
             st = os.lstat(top)
         except OSError:
+            if top == rule.root:
+                self._add(os.path.dirname(top) or b"/")
             return []
         if not stat.S_ISDIR(st.st_mode):
             self._add(os.path.dirname(top) or b"/")
