@@ -55,6 +55,10 @@ BAD = [
     ("[files\n", "x.toml:1: TOML syntax error"),
     ("files = 3\n", "x.toml:1: files: Input should be a valid dictionary"),
     (
+        "[[files.rules]]\npath = '/a'\n[[files.rules]]\npath = '/a/'\n",
+        "x.toml:4: files.rules[1].path: /a/ is already watched by rules[0]",
+    ),
+    (
         "[surprise]\n",
         "x.toml:1: surprise: unknown key; check its spelling (allowed: stockade, store, files)",
     ),

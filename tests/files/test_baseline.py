@@ -222,6 +222,14 @@ def test_store_survives_a_failed_command(watched: Instance, tree: Path) -> None:
     assert watched.run("files", "check").rc == 0
 
 
+def test_signing_key_in_a_place_that_cannot_be_written(instance: Instance, tree: Path) -> None:
+    instance.watch(tree)
+    instance.write(signing_key=str(tree / "bin" / "ls" / "files.key"))  # below a file
+    r = instance.run("files", "init")
+    assert r.rc == 2 and r.one_line_error and "files.signing_key" in r.err
+    assert instance.run("files", "versions", "--json").out == ""  # nothing half-written
+
+
 def test_key_missing_but_public_key_present(watched: Instance, tree: Path) -> None:
     os.unlink(watched.state / "keys" / "files.key")
     (tree / "bin" / "ls").write_bytes(b"x")

@@ -113,11 +113,17 @@ def create_key(private_path: Path, passphrase: bytes | None) -> Signer:
     pub = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    private_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    public_path(private_path).write_bytes(pub)
+    try:
+        private_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        public_path(private_path).write_bytes(pub)
+    except OSError as e:
+        raise StockadeError(
+            f"{private_path}: cannot write the signing key: {e.strerror}; "
+            "choose another place with files.signing_key"
+        ) from None
     return Signer(key)
 
 

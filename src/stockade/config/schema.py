@@ -7,6 +7,7 @@ validated here too, so that ``stockade config check`` catches them before anythi
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated, Literal
 
@@ -149,6 +150,19 @@ class FilesSection(_Section):
                 raise ValueError(f"set name {name!r} must be letters, digits and _")
             known[name] = frozenset(parse_attribute_expression(expr, known))
         return v
+
+    @model_validator(mode="after")
+    def _unique_rules(self) -> FilesSection:
+        seen: dict[str, int] = {}
+        for i, rule in enumerate(self.rules):
+            key = os.path.normpath(rule.path)
+            if key in seen:
+                raise ValueError(
+                    f"@rules[{i}].path: {rule.path} is already watched by rules[{seen[key]}]; "
+                    "keep one rule per path"
+                )
+            seen[key] = i
+        return self
 
     @model_validator(mode="after")
     def _rule_sets(self) -> FilesSection:

@@ -112,12 +112,8 @@ class Policy:
         for name, expr in files.attribute_sets.items():
             sets[name] = parse_attribute_expression(expr, sets)
         rules = []
-        seen: set[bytes] = set()
         for r in files.rules:
             root = normalise(r.path)
-            if root in seen:
-                raise ConfigError(f"files.rules: {r.path} appears in two rules; keep one")
-            seen.add(root)
             attrs = parse_attribute_expression(r.attributes, sets)
             _check_available(attrs)
             depth = None if r.recurse is True else (0 if r.recurse is False else int(r.recurse))
