@@ -68,9 +68,10 @@ def test_alerts_round_trip_and_filters(tmp_path: Path) -> None:
 def test_baseline_versions_are_kept_and_readable(tmp_path: Path) -> None:
     s = SqliteStore(tmp_path / "s.db")
 
-    def commit(changes: dict[bytes, str | None], replaced: list[bytes]) -> int:
-        return s.commit_baseline(
+    def commit(version: int, changes: dict[bytes, str | None], replaced: list[bytes]) -> None:
+        s.commit_baseline(
             "p",
+            version,
             changes,
             replaced=replaced,
             note="n",
@@ -81,9 +82,11 @@ def test_baseline_versions_are_kept_and_readable(tmp_path: Path) -> None:
             key_id="k",
         )
 
-    assert commit({b"/a": "1", b"/a/b": "2", b"/c": "3"}, []) == 1
-    assert commit({b"/a/b": "2b", b"/c": None}, [b"/a/b", b"/c"]) == 2
-    assert commit({b"/d": "4"}, []) == 3
+    commit(1, {b"/a": "1", b"/a/b": "2", b"/c": "3"}, [])
+    commit(2, {b"/a/b": "2b", b"/c": None}, [b"/a/b", b"/c"])
+    with pytest.raises(StoreError, match="at the same time"):
+        commit(2, {b"/a": "lost"}, [b"/a"])  # a racing writer's version: refused, nothing written
+    commit(3, {b"/d": "4"}, [])
     assert dict(s.baseline_entries("p")) == {b"/a": "1", b"/a/b": "2b", b"/d": "4"}
     assert dict(s.baseline_entries("p", 1)) == {b"/a": "1", b"/a/b": "2", b"/c": "3"}
     assert dict(s.baseline_entries("p", 2)) == {b"/a": "1", b"/a/b": "2b"}

@@ -61,6 +61,7 @@ class Store(Protocol):
     def commit_baseline(
         self,
         part: str,
+        version: int,
         changes: Mapping[bytes, str | None],
         *,
         replaced: Iterable[bytes],
@@ -70,9 +71,10 @@ class Store(Protocol):
         digest: str,
         signature: bytes,
         key_id: str,
-    ) -> int:
-        """Create the next version: ``changes`` maps a key to its new text (None: removed);
-        ``replaced`` lists the keys among them that the current version holds."""
+    ) -> None:
+        """Create ``version``, which must follow the current one (else StoreError, nothing
+        written): ``changes`` maps a key to its new text (None: removed); ``replaced`` lists the
+        keys among them that the current version holds."""
         ...
 
     def prune_baseline(self, part: str, keep: int) -> int: ...

@@ -204,6 +204,7 @@ class SqliteStore:
     def commit_baseline(
         self,
         part: str,
+        version: int,
         changes: Mapping[bytes, str | None],
         *,
         replaced: Iterable[bytes],
@@ -213,12 +214,17 @@ class SqliteStore:
         digest: str,
         signature: bytes,
         key_id: str,
-    ) -> int:
+    ) -> None:
         with self._write():
             (cur,) = self._db.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM baseline_versions WHERE part = ?", (part,)
             ).fetchone()
-            new = cur + 1
+            if version != cur + 1:
+                raise StoreError(
+                    f"{self.path}: baseline version {cur} is current, so {version} cannot follow "
+                    "it: another stockade changed the baseline at the same time; try again"
+                )
+            new = version
             self._db.executemany(
                 "UPDATE baseline_entries SET vto = ? WHERE part = ? AND key = ? AND vto IS NULL",
                 ((cur, part, k) for k in replaced),
@@ -231,7 +237,6 @@ class SqliteStore:
                 f"INSERT INTO baseline_versions ({self._VERSION_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
                 (part, new, time.time(), note, meta, entries, digest, signature, key_id),
             )
-        return int(new)
 
     def prune_baseline(self, part: str, keep: int) -> int:
         """Forget versions older than the newest ``keep``; return how many were dropped."""

@@ -13,7 +13,7 @@ from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stockade.baseline.signing import EntryDigest, digest_entries, signed_message
+from stockade.baseline.signing import EntryDigest, Signer, digest_entries, signed_message
 from stockade.context import Context
 from stockade.detectors.files.classify import Verdict, classify
 from stockade.detectors.files.compare import Delta, compare_entry
@@ -213,7 +213,7 @@ class FilesService:
         changes: dict[bytes, str | None],
         roots: Sequence[bytes],
         note: str,
-        signer: Any,
+        signer: Signer,
         replaced: Container[bytes],
     ) -> int:
         cur = self.store.baseline_version(PART)
@@ -224,8 +224,9 @@ class FilesService:
         )
         digest, count = digest_entries(sorted(entries.items()))
         signature = signer.sign(signed_message(PART, version, meta, count, digest))
-        got = self.store.commit_baseline(
+        self.store.commit_baseline(
             PART,
+            version,
             changes,
             replaced=[k for k in changes if k in replaced],
             note=note,
@@ -235,10 +236,6 @@ class FilesService:
             signature=signature,
             key_id=signer.key_id,
         )
-        if got != version:
-            raise StockadeError(
-                "the baseline was changed by another stockade at the same time; try again"
-            )
         self.store.prune_baseline(PART, self.cfg.keep_versions)
         return version
 
