@@ -50,6 +50,26 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class BanRecord:
+    """A ban as the store keeps it: active until ``until`` (None: permanent) unless lifted."""
+
+    address: str  # an address or a network (2001:db8:1:2::/64)
+    jail: str
+    created: float
+    until: float | None
+    reason: str = ""
+    source: str = "auto"  # "auto" (a jail decided), "manual" (stockade bans ban), "restored"
+    failures: int = 0
+    matches: tuple[str, ...] = ()
+    lifted: float | None = None
+    lifted_by: str = ""
+    id: int | None = None
+
+    def active(self, now: float) -> bool:
+        return self.lifted is None and (self.until is None or self.until > now)
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     """Something a detector decided deserves attention."""
 

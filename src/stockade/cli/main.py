@@ -49,7 +49,15 @@ def _common() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stockade.cli import alerts_cmd, config_cmd, files_cmd, run_cmd, service_cmd
+    from stockade.cli import (
+        alerts_cmd,
+        bans_cmd,
+        config_cmd,
+        files_cmd,
+        logs_cmd,
+        run_cmd,
+        service_cmd,
+    )
 
     common = _common()
     parser = _Parser(
@@ -60,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stockade {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (run_cmd, files_cmd, alerts_cmd, config_cmd, service_cmd):
+    for module in (run_cmd, files_cmd, logs_cmd, bans_cmd, alerts_cmd, config_cmd, service_cmd):
         module.register(sub, common)
     return parser
 

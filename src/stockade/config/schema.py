@@ -177,7 +177,131 @@ class FilesSection(_Section):
         return self
 
 
+def _duration_or_forever(value: object) -> float:
+    """A ban time: a duration, or -1 / "-1" / "permanent" for a ban that never ends."""
+    if value in (-1, "-1", "permanent", "forever"):
+        return -1.0
+    return _duration(value)
+
+
+BanTime = Annotated[
+    float,
+    BeforeValidator(_duration_or_forever),
+    PlainSerializer(lambda v: "permanent" if v < 0 else format_duration(v)),
+]
+
+
+class BantimeIncrement(_Section):
+    enabled: bool = False
+    factor: float = Field(1.0, gt=0)
+    formula: str = Field("", description="fail2ban's formula language; empty = its default")
+    multipliers: list[float] = Field(default_factory=list)
+    maxtime: Duration = Field(0.0, description="cap; 0 = none")
+    rndtime: Duration = 0.0
+    overalljails: bool = False
+
+    @field_validator("formula")
+    @classmethod
+    def _formula(cls, v: str) -> str:
+        if v:
+            from stockade.detectors.logs.bantime import compile_formula
+
+            compile_formula(v)
+        return v
+
+
+class JailSection(_Section):
+    name: str
+    enabled: bool = True
+    filter: str = Field("", description="a fail2ban filter name, name[options] or file path")
+    failregex: list[str] = Field(default_factory=list, description="a filter of its own")
+    ignoreregex: list[str] = Field(default_factory=list)
+    prefregex: str = ""
+    datepattern: str = ""
+    maxlines: int = Field(1, ge=1, le=1000)
+    logpath: list[str] = Field(default_factory=list)
+    journalmatch: list[str] = Field(default_factory=list)
+    backend: Literal["auto", "files", "journal"] = "auto"
+    maxretry: int = Field(5, ge=1)
+    findtime: Duration = 600.0
+    bantime: BanTime = 600.0
+    ignoreip: list[str] = Field(default_factory=list)
+    port: str = Field("", description="ports to block: empty = every port")
+    protocol: Literal["tcp", "udp", "all"] = "tcp"
+    usedns: Literal["yes", "warn", "no", "raw"] = "no"
+    maxmatches: int = Field(0, ge=0, description="matched lines kept per address; 0 = maxretry")
+    bantime_increment: BantimeIncrement = Field(default_factory=BantimeIncrement)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", v):
+            raise ValueError(f"jail name {v!r}: use letters, digits, '-', '_' and '.'")
+        return v
+
+    @field_validator("failregex", "ignoreregex")
+    @classmethod
+    def _regexes(cls, v: list[str]) -> list[str]:
+        from stockade.detectors.logs.regex import RegexError, compile_regex
+
+        for r in v:
+            try:
+                compile_regex(r)
+            except RegexError as e:
+                raise ValueError(str(e)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _has_filter(self) -> JailSection:
+        from stockade.detectors.logs.regex import RegexError, compile_regex, require_id
+
+        if not self.filter and not self.failregex:
+            raise ValueError("@filter: a jail needs a filter (a fail2ban filter name) or failregex")
+        try:
+            pref = compile_regex(self.prefregex) if self.prefregex else None
+        except RegexError as e:
+            raise ValueError(f"@prefregex: {e}") from None
+        for i, r in enumerate(self.failregex):
+            try:
+                require_id(compile_regex(r), pref)
+            except RegexError as e:
+                raise ValueError(f"@failregex[{i}]: {e}") from None
+        return self
+
+
+class CommandResponder(_Section):
+    ban: list[str] = Field(default_factory=list, description="argument list; <ip> <jail> ...")
+    unban: list[str] = Field(default_factory=list)
+    timeout: Duration = 10.0
+
+
+class LogsSection(_Section):
+    enabled: bool = True
+    fail2ban_dir: str = Field("/etc/fail2ban", description="read its enabled jails; empty = no")
+    responder: Literal["nftables", "command", "dry-run"] = "nftables"
+    nft_table: str = Field("stockade", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+    nft_command: list[str] = Field(default_factory=lambda: ["nft"])
+    command: CommandResponder = Field(default_factory=CommandResponder)
+    allowlist: list[str] = Field(default_factory=list, description="never banned, in every jail")
+    ignoreself: bool = True
+    ipv6_prefix: int = Field(128, ge=48, le=128, description="64 bans a whole /64")
+    from_start: bool = Field(False, description="read a log seen for the first time from its start")
+    max_line: int = Field(65536, ge=256)
+    line_budget: Duration = Field(0.05, description="time a filter may spend on one line")
+    jails: list[JailSection] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> LogsSection:
+        seen: set[str] = set()
+        for i, j in enumerate(self.jails):
+            if j.name in seen:
+                raise ValueError(f"@jails[{i}].name: jail {j.name!r} is defined twice")
+            seen.add(j.name)
+        return self
+
+
 class Config(_Section):
     stockade: StockadeSection = Field(default_factory=StockadeSection)
     store: StoreSection = Field(default_factory=StoreSection)
     files: FilesSection = Field(default_factory=FilesSection)
+    logs: LogsSection = Field(default_factory=LogsSection)

@@ -27,6 +27,10 @@ def build_parts(ctx: Context) -> list[Part]:
         from stockade.parts.files.daemon import FilesPart
 
         parts.append(FilesPart(ctx))
+    if ctx.config.logs.enabled:
+        from stockade.parts.logs.daemon import LogsPart
+
+        parts.append(LogsPart(ctx))
     return parts
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from stockade.model import Alert, Event, Severity
+from stockade.model import Alert, BanRecord, Event, Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,26 @@ class Store(Protocol):
         ...
 
     def prune_baseline(self, part: str, keep: int) -> int: ...
+
+    # bans
+    def add_ban(self, ban: BanRecord) -> int: ...
+    def list_bans(
+        self,
+        *,
+        active_at: float | None = None,
+        address: str | None = None,
+        limit: int | None = None,
+    ) -> list[BanRecord]:
+        """Bans, oldest first: those active at ``active_at`` if given, else every one."""
+        ...
+
+    def lift_bans(self, address: str, *, jail: str | None, when: float, by: str) -> int:
+        """Mark the open bans of ``address`` (in ``jail``, or all) lifted; return how many."""
+        ...
+
+    def count_bans(self, address: str, *, jail: str | None = None) -> int:
+        """How many times ``address`` was banned (in ``jail``, or in any jail)."""
+        ...
 
     # small state: log positions, cursors, last-check times
     def get_state(self, key: str) -> str | None: ...

@@ -56,4 +56,22 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: bans (active and past: the history counts repeat offenders)
+    """
+    CREATE TABLE bans (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL,
+        jail TEXT NOT NULL,
+        created REAL NOT NULL,
+        until REAL,
+        reason TEXT NOT NULL,
+        source TEXT NOT NULL,
+        failures INTEGER NOT NULL,
+        matches TEXT NOT NULL,
+        lifted REAL,
+        lifted_by TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX bans_address ON bans(address);
+    CREATE INDEX bans_open ON bans(until) WHERE lifted IS NULL;
+    """,
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stockade.errors import StoreError
-from stockade.model import Alert, Event, Severity
+from stockade.model import Alert, BanRecord, Event, Severity
 from stockade.store.base import BaselineVersion
 from stockade.store.migrations import MIGRATIONS
 
@@ -253,6 +253,89 @@ class SqliteStore:
                 "DELETE FROM baseline_versions WHERE part = ? AND version < ?", (part, oldest_kept)
             )
         return len(versions) - keep
+
+    # -- bans ----------------------------------------------------------------------------
+
+    _BAN_COLS = (
+        "address, jail, created, until, reason, source, failures, matches, lifted, lifted_by"
+    )
+
+    def add_ban(self, ban: BanRecord) -> int:
+        with self._write():
+            cur = self._db.execute(
+                f"INSERT INTO bans ({self._BAN_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    ban.address,
+                    ban.jail,
+                    ban.created,
+                    ban.until,
+                    ban.reason,
+                    ban.source,
+                    ban.failures,
+                    json.dumps(list(ban.matches)),
+                    ban.lifted,
+                    ban.lifted_by,
+                ),
+            )
+        return int(cur.lastrowid or 0)
+
+    def list_bans(
+        self,
+        *,
+        active_at: float | None = None,
+        address: str | None = None,
+        limit: int | None = None,
+    ) -> list[BanRecord]:
+        where: list[str] = []
+        args: list[Any] = []
+        if active_at is not None:
+            where.append("lifted IS NULL AND (until IS NULL OR until > ?)")
+            args.append(active_at)
+        if address is not None:
+            where.append("address = ?")
+            args.append(address)
+        sql = f"SELECT id, {self._BAN_COLS} FROM bans"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = list(self._db.execute(sql, args))[::-1]
+        return [
+            BanRecord(
+                id=r[0],
+                address=r[1],
+                jail=r[2],
+                created=r[3],
+                until=r[4],
+                reason=r[5],
+                source=r[6],
+                failures=r[7],
+                matches=tuple(json.loads(r[8])),
+                lifted=r[9],
+                lifted_by=r[10],
+            )
+            for r in rows
+        ]
+
+    def lift_bans(self, address: str, *, jail: str | None, when: float, by: str) -> int:
+        sql = "UPDATE bans SET lifted = ?, lifted_by = ? WHERE address = ? AND lifted IS NULL"
+        args: list[Any] = [when, by, address]
+        if jail is not None:
+            sql += " AND jail = ?"
+            args.append(jail)
+        with self._write():
+            cur = self._db.execute(sql, args)
+        return cur.rowcount
+
+    def count_bans(self, address: str, *, jail: str | None = None) -> int:
+        sql = "SELECT count(*) FROM bans WHERE address = ? AND source != 'restored'"
+        args: list[Any] = [address]
+        if jail is not None:
+            sql += " AND jail = ?"
+            args.append(jail)
+        (n,) = self._db.execute(sql, args).fetchone()
+        return int(n)
 
     # -- small state ---------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Log detection: fail2ban-compatible filters, date detection, failure counting."""

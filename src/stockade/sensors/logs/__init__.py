@@ -1,0 +1,1 @@
+"""Log sources: files followed through rotation, and the systemd journal."""
