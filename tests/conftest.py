@@ -21,7 +21,11 @@ from stockade.cli.main import main
 
 ROOT = os.geteuid() == 0
 
-pytest_plugins = ["tests.debpkg"]  # the `debs` fixture: a real Debian package in three versions
+pytest_plugins = [
+    "tests.debpkg",  # the `debs` fixture: a real Debian package in three versions
+    "tests.daemonproc",  # the `daemon` fixture: a real `stockade run` process
+    "tests.netns",  # the `netns` fixture: network namespaces made for the test
+]
 
 
 @dataclass

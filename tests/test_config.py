@@ -60,7 +60,7 @@ BAD = [
     ),
     (
         "[surprise]\n",
-        "x.toml:1: surprise: unknown key; check its spelling (allowed: stockade, store, files)",
+        "x.toml:1: surprise: unknown key; check its spelling (allowed: stockade, store, files, logs)",
     ),
 ]
 
@@ -154,6 +154,9 @@ def test_every_command_accepts_config_and_state_dir() -> None:
             ("files", "diff"): ["1"],
             ("files", "restore"): ["1"],
             ("files", "show"): ["/x"],
+            ("logs", "test"): ["/var/log/auth.log", "sshd"],
+            ("bans", "ban"): ["192.0.2.1"],
+            ("bans", "unban"): ["192.0.2.1"],
         }.get(tuple(cmd), [])
         args = parser.parse_args([*cmd, *positional, "--config", "/c.toml", "--state-dir", "/s"])
         assert str(args.config) == "/c.toml" and str(args.state_dir) == "/s", cmd

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need_root
-from tests.daemon.conftest import Daemon
+from tests.daemonproc import Daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -191,7 +191,7 @@ class Journald:
         """Lines through a stdout stream, as a service's standard output reaches journald."""
         header = f"{identifier}\n{unit}\n{priority}\n0\n0\n0\n0\n"
         body = "".join(f"{line}\n" for line in lines)
-        job = {
+        job: dict[str, Any] = {
             "comm": comm,
             "socket": str(self.sockets / "stdout"),
             "stream": (header + body).encode().hex(),

@@ -744,3 +744,57 @@ def test_rotated_away_and_not_created_again_while_stopped(
     append(log, 4)  # the daemon creates its log again on its next write
     assert wait_lines(f, 1) == ["4"]
     assert quiet(f) == []
+
+
+def test_copytruncate_with_a_writer_without_o_append(
+    logs: Path, make: Callable[..., FileFollower]
+) -> None:
+    """The writer goes on at its old offset: the hole of NUL bytes before it is skipped."""
+    log = logs / "app.log"
+    with log.open("wb") as writer:  # no O_APPEND
+        writer.write(b"".join(b"%d %s\n" % (i, b"x" * 100) for i in range(1, 1001)))
+        writer.flush()
+        f = make(log, from_start=True)
+        assert len(f.read_available()) == 1000
+        shutil.copy(log, logs / "app.log.1")
+        os.truncate(log, 0)
+        writer.write(b"after truncation\n")
+        writer.flush()
+        assert log.stat().st_size > 100_000  # sparse: a hole, then the new line
+        assert wait_lines(f, 1) == ["after truncation"]
+        assert quiet(f) == []
+        writer.write(b"next\n")
+        writer.flush()
+        assert wait_lines(f, 1) == ["next"]
+
+
+def test_folder_deleted_and_created_again(logs: Path, make: Callable[..., FileFollower]) -> None:
+    folder = logs / "nginx"
+    folder.mkdir()
+    append(folder / "access.log", "old")
+    f = make(folder / "*.log")
+    append(folder / "access.log", "1")
+    assert wait_lines(f, 1) == ["1"]
+    shutil.rmtree(folder)
+    assert quiet(f) == []
+    assert f.missing() == [str(folder / "*.log")]
+    folder.mkdir()
+    append(folder / "access.log", "2")
+    assert wait_lines(f, 1) == ["2"]
+
+
+def test_reading_in_limited_batches(logs: Path, make: Callable[..., FileFollower]) -> None:
+    lines = [f"{i} " + "y" * (i % 50) for i in range(1, 20001)]
+    (logs / "app.log").write_text("".join(f"{x}\n" for x in lines[:10000]))
+    gz = logs / "app.log.1.gz"
+    gz.write_bytes(gzip.compress("".join(f"{x}\n" for x in lines[10000:]).encode()))
+    f = make(logs / "app.log*", from_start=True, read_compressed=True)
+    got: list[str] = []
+    batches = 0
+    while True:
+        got += texts(f.read_available(max_bytes=4096))
+        batches += 1
+        if not f.more:
+            break
+    assert batches > 100
+    assert sorted(got, key=lambda x: int(x.split()[0])) == lines

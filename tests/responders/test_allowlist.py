@@ -13,7 +13,7 @@ import pytest
 
 from stockade.errors import ConfigError
 from stockade.responders.allowlist import Allowlist, Resolver, read_host_addresses, resolve_name
-from tests.netns import Namespaces, netns  # noqa: F401  (netns is a fixture)
+from tests.netns import Namespaces
 
 
 def build(*entries: str, host: Iterable[str] = (), resolve: Resolver = resolve_name) -> Allowlist:
@@ -206,7 +206,7 @@ print(json.dumps({t: allowlist.covers(t) for t in targets}), flush=True)
 
 
 def test_the_real_source_reads_the_addresses_of_the_namespace_it_runs_in(
-    netns: Namespaces,  # noqa: F811
+    netns: Namespaces,
 ) -> None:
     host, peer = netns.create("host"), netns.create("peer")
     link = netns.link(host, peer, ["10.77.0.1/24", "fd77::1/64"], ["10.77.0.2/24", "fd77::2/64"])

@@ -29,7 +29,7 @@ from stockade.responders.command import CommandResponder
 from stockade.responders.dryrun import DryRunResponder
 from stockade.responders.guard import Guarded, guard
 from stockade.responders.nftables import NftablesResponder
-from tests.netns import Namespaces, netns  # noqa: F401  (netns is a fixture)
+from tests.netns import Namespaces
 
 HOST = ["192.0.2.7", "2001:db8:bb::1"]
 IGNOREIP = ["198.51.100.7", "203.0.113.0/24", "2001:db8:aa::5"]
@@ -184,7 +184,7 @@ STRANGERS = ["10.88.0.2", "fd88:1::/64", "192.0.2.8"]
 
 @pytest.mark.parametrize("which", ["nftables", "command", "dry-run"])
 def test_in_a_namespace_its_own_addresses_are_never_banned(
-    netns: Namespaces,  # noqa: F811
+    netns: Namespaces,
     tmp_path: Path,
     which: str,
 ) -> None:

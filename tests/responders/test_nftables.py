@@ -32,7 +32,7 @@ from stockade.responders.nftables import (
     port_match,
     timeout_text,
 )
-from tests.netns import Namespace, Namespaces, netns  # noqa: F401  (netns is a fixture)
+from tests.netns import Namespace, Namespaces
 
 SRV4_A, SRV6_A, A4, A6, A6_OTHER = "10.201.1.1", "fd01::1", "10.201.1.2", "fd01::2", "fd01::3"
 SRV4_B, SRV6_B, B4, B6 = "10.201.2.1", "fd02::1", "10.201.2.2", "fd02::2"
@@ -66,7 +66,7 @@ class World:
 
 
 @pytest.fixture
-def world(netns: Namespaces) -> World:  # noqa: F811
+def world(netns: Namespaces) -> World:
     if shutil.which("nft") is None:
         pytest.skip("needs nftables (`nft`)")
     server, a, b = netns.create("srv"), netns.create("a"), netns.create("b")

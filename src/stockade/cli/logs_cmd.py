@@ -106,9 +106,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     if args.json:
         json_line(summary)
     else:
-        print(
-            f"Filter: {spec.name} ({len(spec.failregex)} failregex, {len(spec.ignoreregex)} ignoreregex)"
-        )
+        counts = f"{len(spec.failregex)} failregex, {len(spec.ignoreregex)} ignoreregex"
+        print(f"Filter: {spec.name} ({counts})")
         print("Failregex hits:")
         for i, rx in enumerate(spec.failregex):
             print(f"  #{i:<3} {result.per_regex.get(i, 0):>9}  {rx[:100]}")

@@ -351,6 +351,16 @@ class SqliteStore:
                 (key, value),
             )
 
+    def set_states(self, items: Mapping[str, str]) -> None:
+        if not items:
+            return
+        with self._write():
+            self._db.executemany(
+                "INSERT INTO state (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                list(items.items()),
+            )
+
     def _write(self) -> _Transaction:
         return _Transaction(self._db, self.path)
 

@@ -31,7 +31,7 @@ _BIN: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv,
     ast.Mod: operator.mod,
-    ast.Pow: lambda a, b: math.pow(a, b),  # floats: overflow is an error, not a huge number
+    ast.Pow: math.pow,  # floats: an overflow is an error, not a huge number
     ast.LShift: lambda a, b: int(a) << min(int(b), 64),
     ast.RShift: lambda a, b: int(a) >> min(int(b), 64),
 }

@@ -55,7 +55,9 @@ _UNUSED_AFTER = 300.0  # a template unused this long gives its place to a newly 
 _LAST_DATE_AGE = 60.0  # an empty date stands for the last date when it is this recent
 _CACHE_MAX = 2048  # conversions kept per template before the cache starts over
 _ALWAYS = (-math.inf, math.inf)
-_NO_MEMO: tuple[str, float, float, DateMatch] = ("", 0.0, 0.0, DateMatch(0.0, 0, 0))
+# (date text, valid from, valid until, result, span of the date): the last plain conversion
+_Memo = tuple[str, float, float, DateMatch, tuple[int, int]]
+_NO_MEMO: _Memo = ("", 0.0, 0.0, DateMatch(0.0, 0, 0), (-1, -1))
 
 
 class _Slot:
@@ -86,7 +88,7 @@ class _Slot:
         # date text -> (valid from, valid until, result): "now" must be in the range; a date
         # without a year depends on now and holds for the current second of now only
         self.cache: dict[str, tuple[float, float, DateMatch]] = {}
-        self.memo = _NO_MEMO  # the last (date text, from, until, result) used
+        self.memo = _NO_MEMO  # the last result, for the next line with the same date
 
     def weight(self) -> float:
         return self.wins * self.tpl.weight / max(1, self.distance)
@@ -156,8 +158,8 @@ class DateDetector:
                 seen.add(tpl.ident)
                 self._slots.append(_Slot(tpl))
 
-        for line in (pattern or "").split("\n"):
-            line = line.strip()
+        for raw in (pattern or "").split("\n"):
+            line = raw.strip()
             if not line:
                 continue
             key = line if "%" in line else line.upper()
@@ -232,8 +234,7 @@ class DateDetector:
                 return None
 
         slot = slots[idx]
-        start = m.start()
-        end = m.end()
+        start, end = m.span()
         slot.wins += 1
         slot.last_used = now
         slot.distance = start
@@ -249,6 +250,12 @@ class DateDetector:
         if idx and idx != self._last_idx:
             idx = self._reorder(idx)
         self._last_idx = idx
+        # the usual case first: the same date text as on the previous line of this template
+        span = m.span(1)
+        memo = slot.memo
+        if memo[4] == span and line.startswith(memo[0], span[0]) and memo[1] <= now < memo[2]:
+            self._last_time = memo[3].time
+            return memo[3]
         return self._convert(slot, m, line, now)
 
     def _search(
@@ -325,41 +332,37 @@ class DateDetector:
             return DateMatch(last if last and last > now - _LAST_DATE_AGE else now, start, start)
         tpl = slot.tpl
         fraction = ""
+        plain = False
         if not tpl.key_is_date:
             key = m.group()
-        elif tpl.frac_group:
+        elif tpl.frac_group and m.start(tpl.frac_group) >= 0:
             # the fraction of a second is left out of the key and added to the cached second
             frac_start, frac_end = m.span(tpl.frac_group)
-            if frac_start < 0:
-                key = line[start:end]
-            else:
-                fraction = line[frac_start:frac_end]
-                key = line[start:frac_start] + "." + line[frac_end:end]
+            fraction = line[frac_start:frac_end]
+            key = line[start:frac_start] + "." + line[frac_end:end]
         else:
             key = line[start:end]
-        memo = slot.memo
-        if key == memo[0] and memo[1] <= now < memo[2]:
-            found = memo[3]
-        else:
-            entry = slot.cache.get(key)
-            if entry is None or not entry[0] <= now < entry[1]:
-                values = _field_values(tpl, m)
-                if fraction:
-                    values = (*values[: tpl.frac_index], None, *values[tpl.frac_index + 1 :])
-                result = tpl.convert(values, now, self._tz, self._local)
-                if result is None:
-                    return None
-                second = math.floor(now)
-                valid = (second, second + 1) if result[1] else _ALWAYS
-                entry = (*valid, DateMatch(result[0], start, end))
-                if len(slot.cache) >= _CACHE_MAX:
-                    slot.cache.clear()
-                slot.cache[key] = entry
-            found = entry[2]
-            slot.memo = (key, *entry)
+            plain = True
+        entry = slot.cache.get(key)
+        if entry is None or not entry[0] <= now < entry[1]:
+            values = _field_values(tpl, m)
+            if fraction:
+                values = (*values[: tpl.frac_index], None, *values[tpl.frac_index + 1 :])
+            result = tpl.convert(values, now, self._tz, self._local)
+            if result is None:
+                return None
+            second = math.floor(now)
+            valid = (second, second + 1) if result[1] else _ALWAYS
+            entry = (*valid, DateMatch(result[0], start, end))
+            if len(slot.cache) >= _CACHE_MAX:
+                slot.cache.clear()
+            slot.cache[key] = entry
+        found = entry[2]
         if fraction:
             found = DateMatch(found.time + int(fraction.ljust(6, "0")) / 1e6, start, end)
         elif found.start != start or found.end != end:
             found = DateMatch(found.time, start, end)
+        if plain:
+            slot.memo = (key, entry[0], entry[1], found, (start, end))
         self._last_time = found.time
         return found

@@ -14,7 +14,6 @@ escapes, ``{^LN-BEG}``, the default template list, the year-less and time-only d
 
 from __future__ import annotations
 
-import calendar
 import datetime as _dt
 import re
 import time
@@ -132,9 +131,20 @@ def parse_zone(text: str) -> int:
 # --------------------------------------------------------------------------------------------
 
 _MONTHS: Final = (
-    "january february march april may june july august september october november december"
-).split()
-_DAYS: Final = "monday tuesday wednesday thursday friday saturday sunday".split()
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+_DAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _MONTH_NUMBER: Final[dict[str, int]] = {
     **{name: i for i, name in enumerate(_MONTHS, 1)},
     **{name[:3]: i for i, name in enumerate(_MONTHS, 1)},
@@ -149,6 +159,12 @@ def _names_re(group: str, names: Iterable[str]) -> str:
     # longest first (stable for equal lengths), so that "may" never shadows a longer name
     ordered = sorted(names, key=len, reverse=True)
     return f"(?P<{group}>{'|'.join(ordered)})"
+
+
+@lru_cache(maxsize=1)
+def _exact_year_re() -> str:
+    """%ExY without its group: the years 2000 up to three years from now (fixed once read)."""
+    return _century_re(_dt.date.today().year) + r"\d"
 
 
 def _century_re(year: int) -> str:
@@ -223,7 +239,7 @@ def _directives() -> dict[str, str]:
         "Exm": r"(?P<m>0[1-9]|1[0-2])",
         "ExM": r"(?P<M>[0-5]\d)",
         "ExS": r"(?P<S>[0-5]\d|6[0-1])",
-        "ExY": rf"(?P<Y>{_century_re(_dt.date.today().year)}\d)",
+        "ExY": rf"(?P<Y>{_exact_year_re()})",
         "Exy": r"(?P<y>\d{2})",
         "ExZ": rf"(?P<Z>{zone_abbr})",
         "Exz": rf"(?P<z>(?:{zone_abbr})?{offset}|{zone_abbr})",
@@ -251,7 +267,7 @@ def _expand(pattern: str) -> tuple[str, bool]:
         out.append(pattern[pos:at])
         rest = pattern[at + 1 : at + 4]
         key = rest if rest.startswith("Ex") and rest in table else rest[:1]
-        if key not in table or key == "E":
+        if key not in table:
             shown = pattern[at : at + (4 if rest.startswith("Ex") else 2)]
             what = "a lone % at the end" if not rest else f"unknown directive {shown!r}"
             raise DatePatternError(f"datepattern {pattern!r}: {what} (write %% for a percent sign)")
@@ -327,6 +343,7 @@ _GLOBAL_FLAGS = re.compile(r"(?<!\\)\(\?[a-z]+\)")
 _OPTS_OUT_BEGIN = re.compile(r"\(*(?:\(\?\w+\))?\(*(?:\?:)?(?:\^|\*\*)")
 _LINE_START = re.compile(r"(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^(?!\|))")
 _STARS_BEGIN = re.compile(r"\(*(?:\(\?\w+\))?\(*\*\*")
+_STARS_END = re.compile(r"(?<!\\)\*\*\)*\Z")
 
 _WORD_BEGIN: Final = r"(?=^|\b|\W)"
 _WORD_END: Final = r"(?=\b|\W|$)"
@@ -387,9 +404,6 @@ def _bounded(regex: str, word_begin: bool | str, word_end: bool) -> tuple[str, b
     return flags + regex, at_line_start, at_line_end, start_prefixed
 
 
-_STARS_END = re.compile(r"(?<!\\)\*\*\)*\Z")
-
-
 # --------------------------------------------------------------------------------------------
 # Templates
 # --------------------------------------------------------------------------------------------
@@ -400,8 +414,6 @@ TAI64N: Final = 2
 
 # Groups that carry a date field (p only qualifies %I; G, u and V are matched but unused).
 _FIELDS: Final = frozenset("yYmBbdHIMSfAawjUWzZsp")
-
-_DAY: Final = _dt.timedelta(days=1)
 
 
 class Template:
@@ -678,40 +690,24 @@ def _prefilters() -> dict[str, str]:
     Each is derived from the template's directives: %d is at most "[ 0-3]?\\d", a month
     abbreviation (case-insensitive) ends in one of "nbrylgptvc", %k is " ?\\d\\d?", and so on.
     """
-    year = _century_re(_dt.date.today().year) + r"\d"
+    year = _exact_year_re()
     day = r"[ 0-3]?\d"
     month_end = "[nbrylgptvcNBRYLGPTVC]"
     month_day_time = rf"{month_end} {day}  ?\d\d?:"
-    (
-        iso,
-        asctime,
-        asctime_year,
-        dmy,
-        apache,
-        mdy_colon,
-        mdy,
-        _,
-        _,
-        _,
-        mysql,
-        tomcat,
-        _,
-        compact,
-        *_,
-    ) = DEFAULT_PATTERNS
+    p = DEFAULT_PATTERNS
     return {
-        iso: rf"{year}[-/.]",
-        asctime: month_day_time,
-        asctime_year: rf"{month_end} {day} {year}  ?\d\d?:",
-        dmy: r"[-/](?:0?[1-9]|1[0-2])[-/]\d\d(?:\d\d)? ",
-        apache: rf"[-/][A-Za-z\u017f]{{3}}[-/]{year}",
-        mdy_colon: rf"/{day}/{year}:",
-        mdy: rf"-{day}-{year} ",
-        mysql: r"[01]\d[0-3]\d  ?\d\d?:",
-        tomcat: rf"{month_end} {day}, {year} ",
-        compact: rf"{year}[01]\d[0-3]\d(?:T|  ?)[0-2]\d[0-5]\d[0-6]\d",
-        DEFAULT_PATTERNS[14]: month_day_time,
-        DEFAULT_PATTERNS[15]: month_day_time,
+        p[0]: rf"{year}[-/.]",  # ISO 8601
+        p[1]: month_day_time,  # asctime
+        p[2]: rf"{month_end} {day} {year}  ?\d\d?:",  # asctime, year after the day
+        p[3]: r"[-/](?:0?[1-9]|1[0-2])[-/]\d\d(?:\d\d)? ",  # 23/01/2005 21:59:59
+        p[4]: rf"[-/][A-Za-z\u017f]{{3}}[-/]{year}",  # Apache (\u017f: "s" ignoring case)
+        p[5]: rf"/{day}/{year}:",  # CPanel
+        p[6]: rf"-{day}-{year} ",  # 01-27-2012 16:22:44.252
+        p[10]: r"[01]\d[0-3]\d  ?\d\d?:",  # MySQL
+        p[11]: rf"{month_end} {day}, {year} ",  # Apache Tomcat
+        p[13]: rf"{year}[01]\d[0-3]\d(?:T|  ?)[0-2]\d[0-5]\d[0-6]\d",  # 20050123T215959
+        p[14]: month_day_time,  # zone name first
+        p[15]: month_day_time,  # zone offset first
     }
 
 
@@ -789,7 +785,7 @@ class LocalTime:
     second of now) and ``time.mktime`` (per minute: within a minute the zone offset does not
     change).  The process's time zone must not change while it is in use."""
 
-    __slots__ = ("_minutes", "_now_key", "_now_dt", "_now_secs")
+    __slots__ = ("_minutes", "_now_dt", "_now_key", "_now_secs")
 
     def __init__(self) -> None:
         self._minutes: dict[tuple[int, int, int, int, int], float] = {}
@@ -852,7 +848,7 @@ def _fields_to_epoch(
                 minute = int(value)
             elif name == "S":
                 second = int(value)
-            elif name == "b" or name == "B":
+            elif name in {"b", "B"}:
                 month = _MONTH_NUMBER[value.lower()]
             elif name == "m":
                 month = int(value)
@@ -873,15 +869,15 @@ def _fields_to_epoch(
                         hour = 0
                 elif ampm == "pm" and hour != 12:
                     hour += 12
-            elif name == "z" or name == "Z":
+            elif name in {"z", "Z"}:
                 tz = 0 if value in ("Z", "UTC", "GMT") else parse_zone(value)
-            elif name == "a" or name == "A":
+            elif name in {"a", "A"}:
                 weekday = _WEEKDAY_NUMBER[value.lower()]
             elif name == "w":
                 weekday = (int(value) - 1) % 7
             elif name == "j":
                 julian = int(value)
-            elif name == "U" or name == "W":
+            elif name in {"U", "W"}:
                 week = int(value)
                 monday_first = name == "W"
             elif name == "s":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -214,8 +215,9 @@ class LineFilter:
             return ("", when_text, line), when, False
         dm = self.dates.match(line)
         if dm is not None:
-            self._last_time, self._last_text = dm.time, line[dm.start : dm.end]
-            return (line[: dm.start], line[dm.start : dm.end], line[dm.end :]), dm.time, False
+            when = float(math.floor(dm.time))  # whole seconds, as fail2ban counts them
+            self._last_time, self._last_text = when, line[dm.start : dm.end]
+            return (line[: dm.start], line[dm.start : dm.end], line[dm.end :]), when, False
         if self._last_time is not None and self._last_time > self.now() - 60:
             return ("", self._last_text, line), self._last_time, True
         return ("", "", line), None, True
@@ -371,8 +373,20 @@ class LineFilter:
         return found
 
     def _merge(self, mlfid: str, fail: dict[str, Any], match: _Match) -> dict[str, Any]:
-        """Fold a line into what is known of its connection (fail2ban's multi-line id logic)."""
+        """Fold a line into what is known of its connection (fail2ban's multi-line id logic).
+
+        One difference: an entry whose address differs from this line's is another connection
+        that happened to get the same id (sshd process ids are reused), not this one. fail2ban
+        merges them, and can then count a successful login from an innocent address as a failure.
+        """
         cached = self._mlfid.get(mlfid)
+        if (
+            cached is not None
+            and _address_of(fail) not in (None, _address_of(cached))
+            and (_address_of(cached) is not None)
+        ):
+            self._mlfid.unset(mlfid)
+            cached = None
         users: set[Any] | None = None
         flags = 0
         if fail.get("mlfgained"):
@@ -412,6 +426,14 @@ class LineFilter:
         elif flags & 3 == 1:
             fail["nofail-matches"] = fail.get("nofail-matches", []) + match.matched
         return fail
+
+
+def _address_of(fail: dict[str, Any]) -> str | None:
+    for group in ("ip4", "ip6", "dns"):
+        value = fail.get(group)
+        if value is not None:
+            return str(value)
+    return None
 
 
 def _add_user(fail: dict[str, Any], user: Any) -> set[Any] | None:

@@ -171,6 +171,17 @@ def cover(pattern: re.Pattern[str]) -> Cover | None:
     return frozenset(x.lower() for x in c) if caseless(pattern) else c
 
 
+def halves(literal: str) -> tuple[str, ...]:
+    """What of ``literal`` must be in the raw line, the date still in it.
+
+    The regexes see the line with its date cut out, so a literal may straddle the cut: ``[]``
+    in ``[<date>]``. Cut at any point, one side keeps at least half the literal, and that side
+    is a prefix or a suffix of it: so the first half or the last half is in the raw line.
+    """
+    h = (len(literal) + 1) // 2
+    return (literal,) if h == len(literal) else (literal[:h], literal[-h:])
+
+
 class Prefilter:
     """Finds the lines of a block that hold literals of a filter's regexes, and which regexes
     those literals belong to (a bit mask: bit i = failregex i may match)."""
@@ -179,8 +190,8 @@ class Prefilter:
         owners: dict[str, int] = {}
         for index, c in enumerate(covers):
             for lit in c:
-                key = lit.lower()
-                owners[key] = owners.get(key, 0) | (1 << index)
+                for piece in halves(lit.lower()):
+                    owners[piece] = owners.get(piece, 0) | (1 << index)
         self.literals = sorted(owners)
         self.masks = [owners[x] for x in self.literals]
         self.all = (1 << len(covers)) - 1

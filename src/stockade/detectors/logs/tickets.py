@@ -61,6 +61,22 @@ class FailureCounter:
         del self._counts[address]
         return decision
 
+    def snapshot(self) -> dict[str, list[list[float] | list[str]]]:
+        """The counts, to store: address → [times, matched lines]."""
+        return {a: [list(c.times), list(c.matches)] for a, c in self._counts.items()}
+
+    def restore(self, data: dict[str, list[list[float] | list[str]]]) -> None:
+        """Counts stored by :meth:`snapshot`; malformed entries are skipped."""
+        for address, entry in data.items():
+            try:
+                times, matches = entry
+                c = _Count(deque(float(t) for t in times), deque(str(m) for m in matches))
+            except (TypeError, ValueError):
+                continue
+            if c.times:
+                c.last = max(c.times)
+                self._counts[address] = c
+
     def forget(self, address: str) -> None:
         self._counts.pop(address, None)
 

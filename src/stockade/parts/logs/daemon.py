@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -25,12 +26,13 @@ from typing import Any, TypeVar
 
 from stockade.context import Context
 from stockade.detectors.logs.bantime import ban_duration
-from stockade.detectors.logs.engine import Failure, LineFilter
+from stockade.detectors.logs.engine import FilterSpec
 from stockade.detectors.logs.tickets import Decision, FailureCounter
 from stockade.durations import format_duration
 from stockade.errors import StockadeError
 from stockade.model import Alert, Severity
 from stockade.parts.logs.bans import BanService, build_allowlist, build_responder
+from stockade.parts.logs.filterhost import FilterHost, Found
 from stockade.parts.logs.jails import Jail, build_jails
 from stockade.responders.allowlist import Allowlist
 from stockade.responders.base import ResponderError
@@ -44,6 +46,29 @@ T = TypeVar("T")
 PART = "logs"
 READ_BYTES = 4 << 20  # per source per round, so one busy log does not starve the others
 HOUSEKEEPING = 60.0
+COMMIT_EVERY = 1.0  # positions and failure counts are stored together, at most this often
+
+
+class BufferedState:
+    """The state interface the followers write positions to, held until :meth:`flush`, so that
+    positions and failure counts reach the store in ONE transaction: after a crash, exactly the
+    lines whose effect was not stored are read again."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.pending: dict[str, str] = {}
+
+    def get_state(self, key: str) -> str | None:
+        return self.pending.get(key) or self.store.get_state(key)
+
+    def set_state(self, key: str, value: str) -> None:
+        self.pending[key] = value
+
+    def flush(self, extra: dict[str, str]) -> None:
+        self.pending.update(extra)
+        if self.pending:
+            self.store.set_states(self.pending)
+        self.pending = {}
 
 
 @dataclass
@@ -51,9 +76,9 @@ class Source:
     jail: Jail
     follower: FileFollower | JournalFollower
     kind: str  # "files" or "journal"
-    filter: LineFilter
+    spec: FilterSpec
     name: str
-    more: bool = False
+    index: int = 0  # the filter's number in the filter process
 
 
 @dataclass
@@ -80,6 +105,10 @@ class LogsPart:
         self._ready: set[int] = set()
         self._wake = asyncio.Event()
         self._said: set[str] = set()
+        self._host: FilterHost | None = None
+        self._state: BufferedState = BufferedState(None)
+        self._dirty: set[str] = set()
+        self._last_commit = 0.0
         self.on_ban: Callable[[str, str], None] | None = None  # (jail, address), for tests
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -132,6 +161,7 @@ class LogsPart:
 
     def _open(self) -> None:
         self._store = self.ctx.open_store()
+        self._state = BufferedState(self._store)
         jails = build_jails(self.cfg)
         allowlist = build_allowlist(self.cfg)
         responder = build_responder(self.cfg, allowlist)
@@ -140,14 +170,22 @@ class LogsPart:
             log.info("no jail is enabled")
         for jail in jails:
             ignore = build_allowlist(self.cfg, jail.ignoreip)
-            state = JailState(
-                jail, FailureCounter(jail.maxretry, jail.findtime, jail.maxmatches), ignore
-            )
+            counter = FailureCounter(jail.maxretry, jail.findtime, jail.maxmatches)
+            saved = self._store.get_state(_counts_key(jail.name))
+            if saved:
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    counter.restore(json.loads(saved))
+                counter.expire(time.time())
+            state = JailState(jail, counter, ignore)
             self._jails[jail.name] = state
             src = self._source(jail)
             if src is not None:
+                src.index = len(self._sources)
                 state.sources.append(src)
                 self._sources.append(src)
+        self._host = FilterHost(
+            [(src.spec, src.jail.usedns) for src in self._sources], self.cfg.line_budget
+        )
         restored = self._bans.restore(self._ports_of)
         if restored:
             log.info("restored %d active ban(s) in one batch", restored)
@@ -167,14 +205,14 @@ class LogsPart:
             if jail.backend == "files" or not files.missing() or not jail.journalmatch:
                 for p in files.missing():
                     self._say(f"jail {jail.name}: {p} does not exist (yet); waiting for it")
-                flt = LineFilter(jail.spec, usedns=jail.usedns)
-                return Source(jail, files, "files", flt, ", ".join(jail.logpath))
+                return Source(jail, files, "files", jail.spec, ", ".join(jail.logpath))
             files.close()
         if jail.backend in ("auto", "journal") and jail.journalmatch:
             journal = JournalFollower(
                 [list(g) for g in jail.journalmatch],
-                self._store,
+                self._state,
                 key_prefix=prefix + "journal:",
+                directory=self.cfg.journal_directory or None,
                 from_start=self.cfg.from_start,
             )
             why = journal.missing()
@@ -187,9 +225,8 @@ class LogsPart:
                 self._say(
                     f"jail {jail.name}: {', '.join(jail.logpath)} not found; reading the journal"
                 )
-            flt = LineFilter(jail.journal_spec, usedns=jail.usedns)
             name = "journal " + " + ".join(" ".join(g) for g in jail.journalmatch)
-            return Source(jail, journal, "journal", flt, name)
+            return Source(jail, journal, "journal", jail.journal_spec, name)
         self._say(f"jail {jail.name}: nothing to read (no logpath, no journalmatch)")
         return None
 
@@ -203,6 +240,11 @@ class LogsPart:
         return (state.jail.ports, state.jail.protocol) if state else (None, "tcp")
 
     def _close(self) -> None:
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                self._commit()
+        if self._host is not None:
+            self._host.close()
         for src in self._sources:
             with contextlib.suppress(Exception):
                 src.follower.close()
@@ -222,30 +264,37 @@ class LogsPart:
             )
             if lines:
                 self._handle(src, lines)
-            src.follower.commit()
+                self._dirty.add(src.jail.name)
             if getattr(src.follower, "more", False):
                 more.append(i)
+        if self._dirty and time.monotonic() >= self._last_commit + COMMIT_EVERY:
+            self._commit()
         return more
+
+    def _commit(self) -> None:
+        """Store positions and failure counts together (see :class:`BufferedState`)."""
+        for src in self._sources:
+            src.follower.commit()
+        counts = {
+            _counts_key(name): json.dumps(self._jails[name].counter.snapshot())
+            for name in self._dirty
+        }
+        self._state.flush(counts)
+        self._dirty.clear()
+        self._last_commit = time.monotonic()
 
     def _handle(self, src: Source, lines: list[LogLine]) -> None:
         state = self._jails[src.jail.name]
-        flt = src.filter
+        assert self._host is not None
         now = time.time()
-        for line in lines:
-            try:
-                if line.time is not None:
-                    found = flt.process(line.text, when=line.time, when_text=str(line.time))
-                else:
-                    found = flt.process(line.text)
-            except Exception as e:  # a filter bug must not stop the jail
-                log.error("jail %s: cannot process a line: %s", src.jail.name, e)
-                continue
+        name = f"{src.spec.name} (jail {src.jail.name})"
+        for i, found in self._host.process(src.index, [(ln.text, ln.time) for ln in lines], name):
             for f in found:
                 if f.fid is None or f.nofail:
                     continue
-                self._failure(state, f, line.text, now)
+                self._failure(state, f, lines[i].text, now)
 
-    def _failure(self, state: JailState, f: Failure, text: str, now: float) -> None:
+    def _failure(self, state: JailState, f: Found, text: str, now: float) -> None:
         address = f.address
         if address is None:
             return
@@ -267,6 +316,10 @@ class LogsPart:
         assert self._bans is not None
         jail = state.jail
         inc = jail.increment
+        if any(
+            b.jail == jail.name for b in self._store.list_bans(active_at=now, address=d.address)
+        ):
+            return  # banned already (lines read again after a crash, or written late)
         previous = self._store.count_bans(d.address, jail=None if inc.overalljails else jail.name)
         seconds = ban_duration(jail.bantime, previous, inc)
         reason = f"{d.failures} failures in {format_duration(max(d.last - d.first, 1))}"
@@ -314,12 +367,18 @@ class LogsPart:
             self.on_ban(jail.name, out.record.address)
 
     def _housekeeping(self) -> None:
+        if self._dirty:
+            self._commit()
         now = time.time()
         for state in self._jails.values():
             state.counter.expire(now)
             state.ignore.refresh()
         if self._bans is not None:
             self._bans.responder.allowlist.refresh()
+
+
+def _counts_key(jail: str) -> str:
+    return f"logs.{jail}.counts"
 
 
 def _covers(allowlist: Allowlist, address: str) -> bool:

@@ -46,7 +46,8 @@ class Jail:
 
 
 def parse_journalmatch(lines: Sequence[str]) -> tuple[tuple[str, ...], ...]:
-    """``_SYSTEMD_UNIT=ssh.service + _COMM=sshd`` → (("_SYSTEMD_UNIT=ssh.service",), ("_COMM=sshd",))."""
+    """``_SYSTEMD_UNIT=ssh.service + _COMM=sshd`` → ``(("_SYSTEMD_UNIT=ssh.service",),
+    ("_COMM=sshd",))``: groups ORed, words in a group ANDed."""
     groups: list[tuple[str, ...]] = []
     for line in lines:
         for group in line.split("+"):
@@ -97,8 +98,8 @@ def _from_toml(j: JailSection, f2bdir: Path | None) -> Jail:
     else:
         if f2bdir is None and not j.filter.endswith(".conf"):
             raise ConfigError(
-                f"jail {j.name}: filter {j.filter!r} is a fail2ban filter, but logs.fail2ban_dir is "
-                "empty; set it (/etc/fail2ban) or give the jail failregex"
+                f"jail {j.name}: filter {j.filter!r} is a fail2ban filter, but "
+                "logs.fail2ban_dir is empty; set it (/etc/fail2ban) or give the jail failregex"
             )
         fdef = load_filter(f2bdir or Path("/etc/fail2ban"), j.filter)
         spec = _filter_spec(fdef, j.datepattern or None)

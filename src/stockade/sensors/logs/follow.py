@@ -149,6 +149,29 @@ def _tail_offset(fd: int, size: int) -> int:
     return 0 if size <= CHUNK else size
 
 
+def _after_hole(fd: int, first: bytes) -> int:
+    """Where the content of a truncated file starts.
+
+    A writer without O_APPEND keeps writing at its old offset after copytruncate, leaving a
+    hole of NUL bytes before the new lines; they are skipped (found with SEEK_DATA, without
+    reading the hole), else the first new line would drown in max_line NUL bytes.
+    """
+    if not first.startswith(b"\0"):
+        return 0
+    try:
+        pos = os.lseek(fd, 0, os.SEEK_DATA)
+    except OSError:  # ENXIO: nothing but a hole (or no SEEK_DATA): read from the start
+        pos = 0
+    while True:
+        chunk = os.pread(fd, CHUNK, pos)
+        if not chunk:
+            return pos
+        rest = chunk.lstrip(b"\0")
+        if rest:
+            return pos + len(chunk) - len(rest)
+        pos += len(chunk)
+
+
 def _existing_ancestor(folder: str) -> str | None:
     while True:
         parent = os.path.dirname(folder)
@@ -582,8 +605,9 @@ class FileFollower:
                     t.cur = pred
                     if o is not None:
                         os.close(o[0])
-                elif o is not None:  # replaced: the new file from its start
-                    t.cur = self._plain(p, o, 0)
+                elif o is not None:  # replaced or truncated: the new content from its start
+                    truncated = own.identity.same_inode(o[1].st_dev, o[1].st_ino)
+                    t.cur = self._plain(p, o, _after_hole(o[0], o[2]) if truncated else 0)
         for fd, _, _ in opened.values():
             os.close(fd)
 
@@ -955,7 +979,7 @@ class FileFollower:
             return
         log.info("%s: truncated; reading it again from its start", t.path)
         self._emit(t, [r] if (r := src.splitter.flush()) is not None else [], out)
-        src.splitter.reset(0)
+        src.splitter.reset(_after_hole(src.fd, first))
         src.identity = Identity.of(fst.st_dev, fst.st_ino, first)
 
     def _drain(self, t: _Tracked, src: _Plain, out: list[LogLine], budget: _Budget) -> None:
