@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from stockade.cli.main import make_context
 from stockade.cli.output import json_line, table
-from stockade.detectors.logs.engine import Failure
-from stockade.detectors.logs.regex import tags_of
-from stockade.durations import format_duration, iso
+from stockade.durations import format_duration
 from stockade.errors import UsageError
 
 
@@ -35,32 +32,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     t.add_argument("--datepattern", help="override the filter's date pattern")
     t.add_argument("--maxlines", type=int, help="override the filter's maxlines")
+    t.add_argument("--workers", type=int, help="processes to use (default: one per CPU)")
     t.set_defaults(handler=cmd_test)
     j = s.add_parser(
         "jails", parents=[common], help="the jails stockade would run, and their sources"
     )
     j.add_argument("--json", action="store_true")
     j.set_defaults(handler=cmd_jails)
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, set | frozenset):
-        return sorted(str(x) for x in v)
-    if isinstance(v, tuple | list):
-        return [_jsonable(x) for x in v]
-    return v if isinstance(v, str | int | float | bool) or v is None else str(v)
-
-
-def match_json(n: int, f: Failure) -> dict[str, Any]:
-    out: dict[str, Any] = {"line": n, "host": f.address, "time": None, "regex": f.regex}
-    if f.time is not None:
-        out["time"] = iso(f.time)
-    for k, v in tags_of(f.fields).items():
-        if k not in ("matches", "users", "ip4", "ip6", "dns") and k not in out:
-            out[k] = _jsonable(v)
-    if f.fid is not None and f.fid != f.address:
-        out["fid"] = f.fid
-    return out
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -71,55 +49,51 @@ def cmd_test(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.logfile}: no such log file")
     if args.maxlines is not None and args.maxlines < 1:
         raise UsageError("--maxlines must be 1 or more")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be 1 or more")
     f2b = Path(ctx.config.logs.fail2ban_dir) if ctx.config.logs.fail2ban_dir else None
     spec = resolve_filter(args.filter, f2b, datepattern=args.datepattern, maxlines=args.maxlines)
-    missed: list[str] = []
-    out = sys.stdout
-
-    def on_line(n: int, line: str, found: list[Failure]) -> None:
-        real = [f for f in found if f.fid is not None and not f.nofail]
-        if args.json:
-            for f in real:
-                out.write(json.dumps(match_json(n, f)) + "\n")
-        if args.print_missed and not found:
-            missed.append(line)
-
-    result = run_test(
-        args.logfile,
-        spec,
-        on_line=on_line if (args.json or args.print_missed) else None,
-        every_line=args.print_missed,
-    )
+    mode = "json" if args.json else ("missed" if args.print_missed else "")
+    result = run_test(args.logfile, spec, mode=mode, workers=args.workers or 0)
     rate = result.lines / result.seconds if result.seconds > 0 else 0.0
-    summary = {
-        "summary": {
-            "lines": result.lines,
-            "matched": result.matched,
-            "ignored": result.ignored,
-            "missed": result.missed,
-            "regex_hits": {str(k): v for k, v in sorted(result.per_regex.items())},
-            "seconds": round(result.seconds, 3),
-            "lines_per_second": round(rate),
-            "filter": spec.name,
-        }
-    }
+    out = sys.stdout
     if args.json:
-        json_line(summary)
-    else:
-        counts = f"{len(spec.failregex)} failregex, {len(spec.ignoreregex)} ignoreregex"
-        print(f"Filter: {spec.name} ({counts})")
-        print("Failregex hits:")
-        for i, rx in enumerate(spec.failregex):
-            print(f"  #{i:<3} {result.per_regex.get(i, 0):>9}  {rx[:100]}")
-        print(
-            f"Lines: {result.lines} lines, {result.matched} matched, {result.ignored} ignored, "
-            f"{result.missed} missed"
+        for line in result.output:
+            n, rest = line.split("\t", 1)
+            out.write(f'{{"line": {n}, {rest[1:]}\n')
+        json_line(
+            {
+                "summary": {
+                    "lines": result.lines,
+                    "matched": result.matched,
+                    "ignored": result.ignored,
+                    "missed": result.missed,
+                    "regex_hits": {str(k): v for k, v in sorted(result.per_regex.items())},
+                    "seconds": round(result.seconds, 3),
+                    "lines_per_second": round(rate),
+                    "filter": spec.name,
+                    "workers": result.workers,
+                }
+            }
         )
-        print(f"Processed in {result.seconds:.2f} s ({rate:,.0f} lines/s)")
-    if args.print_missed and not args.json:
-        print(f"Missed lines ({len(missed)}):")
-        for line in missed:
-            print(f"  {line}")
+        return 0
+    counts = f"{len(spec.failregex)} failregex, {len(spec.ignoreregex)} ignoreregex"
+    print(f"Filter: {spec.name} ({counts})")
+    print("Failregex hits:")
+    for i, rx in enumerate(spec.failregex):
+        print(f"  #{i:<3} {result.per_regex.get(i, 0):>9}  {rx[:100]}")
+    print(
+        f"Lines: {result.lines} lines, {result.matched} matched, {result.ignored} ignored, "
+        f"{result.missed} missed"
+    )
+    print(
+        f"Processed in {result.seconds:.2f} s ({rate:,.0f} lines/s, {result.workers} "
+        f"process{'es' if result.workers > 1 else ''})"
+    )
+    if args.print_missed:
+        print(f"Missed lines ({len(result.output)}):")
+        for line in result.output:
+            print(f"  {line.split(chr(9), 1)[1]}")
     return 0
 
 

@@ -197,9 +197,20 @@ class DateDetector:
         ``^WARNING:()**`` for continuation lines) gives the last date when it is less than a
         minute older than now, else now, with an empty span.
         """
+        idx = self._last_idx
+        if idx >= 0:
+            # the usual case, kept short: the template of the last line, anchored, again
+            slot = self._slots[idx]
+            if slot.anchored:
+                hit = slot.find(line)
+                if hit is not None:
+                    now = self._now()
+                    slot.wins += 1
+                    slot.last_used = now
+                    self._last_start, self._last_end = hit.span()
+                    return self._convert(slot, hit, line, now)
         now = self._now()
         slots = self._slots
-        idx = self._last_idx
         skip = -1
         reserve: tuple[Match[str], int, int] | None = None
         m: Match[str] | None = None
@@ -331,26 +342,69 @@ class DateDetector:
             last = self._last_time
             return DateMatch(last if last and last > now - _LAST_DATE_AGE else now, start, start)
         tpl = slot.tpl
+        sg = tpl.sec_group
+        if sg and (not tpl.frac_group or m.start(tpl.frac_group) < 0):
+            # the usual case, kept short: a cached minute plus the line's seconds
+            s0, s1 = m.span(sg)
+            if s0 >= 0:
+                sec = line[s0:s1]
+                hit = slot.cache.get(line[start:s0] + "." + line[s1:end])
+                if hit is not None and hit[0] <= now < hit[1] and sec.isdigit():
+                    t = hit[2].time + int(sec)
+                    self._last_time = t
+                    return DateMatch(t, start, end)
         fraction = ""
+        seconds = 0
+        sec_cut = False
         plain = False
         if not tpl.key_is_date:
             key = m.group()
-        elif tpl.frac_group and m.start(tpl.frac_group) >= 0:
-            # the fraction of a second is left out of the key and added to the cached second
-            frac_start, frac_end = m.span(tpl.frac_group)
-            fraction = line[frac_start:frac_end]
-            key = line[start:frac_start] + "." + line[frac_end:end]
         else:
-            key = line[start:end]
-            plain = True
+            # the fraction of a second and the seconds are left out of the key and added to
+            # the cached minute
+            cuts = []
+            if tpl.sec_group and m.start(tpl.sec_group) >= 0:
+                cuts.append(m.span(tpl.sec_group))
+                sec_text = line[cuts[-1][0] : cuts[-1][1]]
+                seconds = int(sec_text) if sec_text.isdigit() else -1
+                sec_cut = seconds >= 0
+            if tpl.frac_group and m.start(tpl.frac_group) >= 0:
+                cuts.append(m.span(tpl.frac_group))
+                fraction = line[cuts[-1][0] : cuts[-1][1]]
+            if seconds < 0:  # not plain digits: convert the whole text
+                cuts, seconds, fraction, sec_cut = [], 0, "", False
+            if cuts:
+                key, pos = "", start
+                for a, b in sorted(cuts):
+                    key += line[pos:a] + "."
+                    pos = b
+                key += line[pos:end]
+            else:
+                key = line[start:end]
+                plain = True
         entry = slot.cache.get(key)
         if entry is None or not entry[0] <= now < entry[1]:
             values = _field_values(tpl, m)
             if fraction:
                 values = (*values[: tpl.frac_index], None, *values[tpl.frac_index + 1 :])
+            exact = values
+            if sec_cut:
+                values = (*values[: tpl.sec_index], "00", *values[tpl.sec_index + 1 :])
             result = tpl.convert(values, now, self._tz, self._local)
             if result is None:
                 return None
+            if sec_cut:
+                # a minute is cached only when its seconds add linearly (not across the
+                # point where a year-less date flips to last year, say)
+                late = (*values[: tpl.sec_index], "59", *values[tpl.sec_index + 1 :])
+                at_59 = tpl.convert(late, now, self._tz, self._local)
+                if at_59 is None or at_59[0] - result[0] != 59:
+                    whole = tpl.convert(exact, now, self._tz, self._local)
+                    if whole is None:
+                        return None
+                    extra = int(fraction.ljust(6, "0")[:6]) / 1e6 if fraction else 0.0
+                    self._last_time = whole[0] + extra
+                    return DateMatch(whole[0] + extra, start, end)
             second = math.floor(now)
             valid = (second, second + 1) if result[1] else _ALWAYS
             entry = (*valid, DateMatch(result[0], start, end))
@@ -358,8 +412,9 @@ class DateDetector:
                 slot.cache.clear()
             slot.cache[key] = entry
         found = entry[2]
-        if fraction:
-            found = DateMatch(found.time + int(fraction.ljust(6, "0")) / 1e6, start, end)
+        if fraction or seconds:
+            extra = seconds + (int(fraction.ljust(6, "0")[:6]) / 1e6 if fraction else 0.0)
+            found = DateMatch(found.time + extra, start, end)
         elif found.start != start or found.end != end:
             found = DateMatch(found.time, start, end)
         if plain:

@@ -442,6 +442,8 @@ class Template:
         "regex",
         "search",
         "search_full",
+        "sec_group",
+        "sec_index",
         "weight",
     )
 
@@ -493,6 +495,11 @@ class Template:
         )
         self.frac_group = index["f"] if self.key_is_date and "f" in self.field_names else 0
         self.frac_index = self.field_names.index("f") if self.frac_group else -1
+        # seconds are left out of cache keys too (a date is its minute plus its seconds), so
+        # that a log with a new second on every line still converts from the cache
+        secs = self.key_is_date and kind == PATTERN and "S" in self.field_names
+        self.sec_group = index["S"] if secs else 0
+        self.sec_index = self.field_names.index("S") if secs else -1
 
     def with_weight(self, weight: float) -> Template:
         twin = object.__new__(Template)

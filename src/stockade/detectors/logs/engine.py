@@ -198,7 +198,12 @@ class LineFilter:
             require_id(fr, self.pref)
         self.ignore = [compile_regex(r, usedns=usedns, multiline=multi) for r in spec.ignoreregex]
         # the literals each failregex needs: a regex whose literals are absent is not tried
-        self.prefilter = prefilter.build([fr.pattern for fr in self.fail])
+        lines = (spec.datepattern or "").split("\n")
+        at_start = all("{^LN-BEG}" in p for p in lines if p.strip()) and bool(spec.datepattern)
+        self.prefilter = prefilter.build([fr.pattern for fr in self.fail], date_at_start=at_start)
+        self._fail_search = [(i, rx, rx.pattern.search) for i, rx in enumerate(self.fail)]
+        self._lean = not multi and not check_all
+        self._ignore_first = bool(self.ignore) and len(self.ignore) < len(self.fail) - 2
         self._buffer: list[Tuple3] = []
         self._last_time: float | None = None
         self._last_text = ""
@@ -232,7 +237,53 @@ class LineFilter:
             if not mask:
                 return []
         parts, date, _no_date = self.split(line, when, when_text)
+        if self._lean:
+            return self._find1(parts, date, mask)
         return self.find(parts, date, mask)
+
+    def _find1(self, parts: Tuple3, date: float | None, mask: int) -> list[Failure]:
+        """:meth:`find` for the common case, made lean: one line at a time, first match wins."""
+        self._mlfid.at = date
+        buf = parts[0] + parts[2] + "\n"
+        if self._ignore_first and self._ignored1(buf):
+            return []
+        pre: dict[str, Any] | None = None
+        pref = self.pref
+        if pref is not None:
+            m = pref.pattern.search(buf)
+            if m is None:
+                return []
+            pre = pref.groups(m) if pref.alt or pref.tuples else m.groupdict()
+            content = pre.pop("content", None)
+            if content:
+                buf = content + "\n"
+        for index, rx, search in self._fail_search:
+            if not mask >> index & 1:
+                continue
+            m = search(buf)
+            if m is None:
+                continue
+            if self.ignore and self._ignored1(buf):
+                return []
+            fail = rx.groups(m) if rx.alt or rx.tuples else m.groupdict()
+            if pre:
+                pre.update(fail)
+                fail = pre
+            mlfid = fail.get("mlfid")
+            if mlfid is not None:
+                fail = self._merge(mlfid, fail, [parts])
+                if fail.get("nofail"):
+                    return []
+            else:
+                fail["matches"] = [parts]
+            ids = self._ids(fail, rx, mlfid)
+            if ids == [None]:
+                return []
+            return [Failure(index, fid, date, fail) for fid in ids]
+        return []
+
+    def _ignored1(self, buf: str) -> bool:
+        return any(rx.pattern.search(buf) is not None for rx in self.ignore)
 
     def find(self, parts: Tuple3, date: float | None, mask: int = -1) -> list[Failure]:
         """Failures once ``parts`` (a line split around its date) is added; ``mask`` limits the
@@ -284,7 +335,7 @@ class LineFilter:
                 fail = {**pre, **fail}
             mlfid = fail.get("mlfid")
             if mlfid is not None:
-                fail = self._merge(mlfid, fail, match)
+                fail = self._merge(mlfid, fail, match.matched)
                 if fail.get("nofail") and not self.check_all:
                     return found
             else:
@@ -321,7 +372,10 @@ class LineFilter:
             pos = start
             line = data[start:end].decode("utf-8", "replace").rstrip("\r")
             parts, date, _ = self.split(line)
-            yield n, line, self.find(parts, date, -1 if multi else mask)
+            if self._lean:
+                yield n, line, self._find1(parts, date, mask)
+            else:
+                yield n, line, self.find(parts, date, -1 if multi else mask)
 
     def _ids(self, fail: dict[str, Any], rx: CompiledRegex, mlfid: Any) -> list[str | None]:
         fid = fail.get("fid")
@@ -372,7 +426,7 @@ class LineFilter:
                 break
         return found
 
-    def _merge(self, mlfid: str, fail: dict[str, Any], match: _Match) -> dict[str, Any]:
+    def _merge(self, mlfid: str, fail: dict[str, Any], matched: list[Tuple3]) -> dict[str, Any]:
         """Fold a line into what is known of its connection (fail2ban's multi-line id logic).
 
         One difference: an entry whose address differs from this line's is another connection
@@ -380,13 +434,13 @@ class LineFilter:
         merges them, and can then count a successful login from an innocent address as a failure.
         """
         cached = self._mlfid.get(mlfid)
-        if (
-            cached is not None
-            and _address_of(fail) not in (None, _address_of(cached))
-            and (_address_of(cached) is not None)
-        ):
-            self._mlfid.unset(mlfid)
-            cached = None
+        if cached is not None:
+            here = _address_of(fail)
+            if here is not None:
+                before = _address_of(cached)
+                if before is not None and before != here:
+                    self._mlfid.unset(mlfid)
+                    cached = None
         users: set[Any] | None = None
         flags = 0
         if fail.get("mlfgained"):
@@ -421,10 +475,10 @@ class LineFilter:
         if not flags & 1:
             lines = fail.pop("nofail-matches", []) + fail.get("matches", [])
             if not flags & 8:
-                lines = lines + match.matched
+                lines = lines + matched
             fail["matches"] = lines
         elif flags & 3 == 1:
-            fail["nofail-matches"] = fail.get("nofail-matches", []) + match.matched
+            fail["nofail-matches"] = fail.get("nofail-matches", []) + matched
         return fail
 
 

@@ -182,15 +182,24 @@ def halves(literal: str) -> tuple[str, ...]:
     return (literal,) if h == len(literal) else (literal[:h], literal[-h:])
 
 
+def _pieces(literal: str, date_at_start: bool) -> tuple[str, ...]:
+    """The literal itself when no date can be cut out of its middle: the date is at the line's
+    start (at most two non-word characters before it) and the literal starts with a word
+    character, so it cannot begin before the date."""
+    if date_at_start and literal[:1].isalnum():
+        return (literal,)
+    return halves(literal)
+
+
 class Prefilter:
     """Finds the lines of a block that hold literals of a filter's regexes, and which regexes
     those literals belong to (a bit mask: bit i = failregex i may match)."""
 
-    def __init__(self, covers: Sequence[Cover]) -> None:
+    def __init__(self, covers: Sequence[Cover], *, date_at_start: bool = False) -> None:
         owners: dict[str, int] = {}
         for index, c in enumerate(covers):
             for lit in c:
-                for piece in halves(lit.lower()):
+                for piece in _pieces(lit.lower(), date_at_start):
                     owners[piece] = owners.get(piece, 0) | (1 << index)
         self.literals = sorted(owners)
         self.masks = [owners[x] for x in self.literals]
@@ -268,12 +277,15 @@ class Prefilter:
         return mask
 
 
-def build(regexes: Sequence[re.Pattern[str]]) -> Prefilter | None:
-    """A prefilter for these failregexes, or None when one of them has no cover."""
+def build(regexes: Sequence[re.Pattern[str]], *, date_at_start: bool = False) -> Prefilter | None:
+    """A prefilter for these failregexes, or None when one of them has no cover.
+
+    ``date_at_start``: the filter's dates are anchored at the line's start ({^LN-BEG}).
+    """
     covers: list[Cover] = []
     for rx in regexes:
         c = cover(rx)
         if c is None:
             return None
         covers.append(c)
-    return Prefilter(covers) if covers else None
+    return Prefilter(covers, date_at_start=date_at_start) if covers else None
