@@ -22,7 +22,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="run a filter over a log file, like fail2ban-regex",
         description="Run FILTER (a fail2ban filter name such as sshd or sshd[mode=aggressive], "
-        "the path of a filter file, or a failregex) over LOGFILE and count what matches.",
+        "the path of a filter file, jail:NAME for a jail of the configuration, or a failregex) "
+        "over LOGFILE and count what matches.",
     )
     t.add_argument("logfile", type=Path, metavar="LOGFILE")
     t.add_argument("filter", metavar="FILTER")
@@ -52,7 +53,14 @@ def cmd_test(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be 1 or more")
     f2b = Path(ctx.config.logs.fail2ban_dir) if ctx.config.logs.fail2ban_dir else None
-    spec = resolve_filter(args.filter, f2b, datepattern=args.datepattern, maxlines=args.maxlines)
+    jails = []
+    if args.filter.startswith("jail:"):
+        from stockade.parts.logs.jails import build_jails
+
+        jails = build_jails(ctx.config.logs)
+    spec = resolve_filter(
+        args.filter, f2b, datepattern=args.datepattern, maxlines=args.maxlines, jails=jails
+    )
     mode = "json" if args.json else ("missed" if args.print_missed else "")
     result = run_test(args.logfile, spec, mode=mode, workers=args.workers or 0)
     rate = result.lines / result.seconds if result.seconds > 0 else 0.0

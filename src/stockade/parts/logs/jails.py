@@ -15,7 +15,9 @@ from pathlib import Path
 
 from stockade.config.schema import JailSection, LogsSection
 from stockade.detectors.logs.bantime import Increment
-from stockade.detectors.logs.engine import FilterSpec
+from stockade.detectors.logs.dates import DatePatternError
+from stockade.detectors.logs.engine import FilterSpec, LineFilter
+from stockade.detectors.logs.regex import RegexError
 from stockade.detectors.logs.f2b.filterconf import FilterDef, load_filter
 from stockade.detectors.logs.f2b.jailconf import JailDef, load_jail_filter, load_jails
 from stockade.errors import ConfigError
@@ -173,6 +175,18 @@ def _from_fail2ban(d: JailDef, f2bdir: Path) -> Jail:
     )
 
 
+def check_jail(jail: Jail) -> None:
+    """Compile a jail's filters once, so that a bad regex or date pattern is a configuration
+    error naming the jail, not a failure at the first line."""
+    for spec in {jail.spec, jail.journal_spec}:
+        try:
+            LineFilter(spec, usedns=jail.usedns)
+        except (RegexError, DatePatternError) as e:
+            raise ConfigError(
+                f"jail {jail.name} ({jail.origin}): filter {spec.name}: {e}"
+            ) from None
+
+
 def build_jails(cfg: LogsSection) -> list[Jail]:
     """The enabled jails: fail2ban's (if its folder exists), then stockade's own over them."""
     f2bdir = Path(cfg.fail2ban_dir) if cfg.fail2ban_dir else None
@@ -185,4 +199,6 @@ def build_jails(cfg: LogsSection) -> list[Jail]:
             jails.pop(j.name, None)
             continue
         jails[j.name] = _from_toml(j, f2bdir if f2bdir and f2bdir.exists() else None)
+    for jail in jails.values():
+        check_jail(jail)
     return list(jails.values())

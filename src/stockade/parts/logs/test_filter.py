@@ -18,12 +18,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stockade.detectors.logs.dates import DateDetector
+from stockade.detectors.logs.dates import DateDetector, DatePatternError
 from stockade.detectors.logs.engine import Failure, FilterSpec, LineFilter
 from stockade.detectors.logs.f2b.filterconf import F2bConfigError, load_filter
 from stockade.detectors.logs.regex import RegexError, tags_of
@@ -58,10 +58,22 @@ class TestResult:
 
 
 def resolve_filter(
-    text: str, f2bdir: Path | None, *, datepattern: str | None = None, maxlines: int | None = None
+    text: str,
+    f2bdir: Path | None,
+    *,
+    datepattern: str | None = None,
+    maxlines: int | None = None,
+    jails: Sequence[Any] = (),
 ) -> FilterSpec:
     """FILTER as ``logs test`` takes it: a fail2ban filter name (``sshd``, ``sshd[mode=ddos]``),
-    the path of a filter file, or a failregex."""
+    the path of a filter file, ``jail:NAME`` (the filter of a jail of the configuration), or a
+    failregex."""
+    if text.startswith("jail:"):
+        for jail in jails:
+            if jail.name == text[5:]:
+                return _override(jail.spec, datepattern, maxlines)
+        names = ", ".join(j.name for j in jails) or "none"
+        raise UsageError(f"no jail {text[5:]!r} in the configuration (jails: {names})")
     name = text.split("[", 1)[0]
     is_path = text.endswith((".conf", ".local")) or "/" in name
     known = f2bdir is not None and (f2bdir / "filter.d" / f"{name}.conf").exists()
@@ -83,6 +95,10 @@ def resolve_filter(
         raise UsageError(f"no filter {name!r} in {where}; give a filter name, a file or a regex")
     else:
         spec = FilterSpec("regex", (text,))
+    return _override(spec, datepattern, maxlines)
+
+
+def _override(spec: FilterSpec, datepattern: str | None, maxlines: int | None) -> FilterSpec:
     if datepattern or maxlines:
         spec = FilterSpec(
             spec.name,
@@ -183,7 +199,7 @@ def scan_range(
     on (the lines before only bring the filter into the right state)."""
     try:
         flt = LineFilter(spec, usedns=usedns, raw_hosts=True)
-    except RegexError as e:
+    except (RegexError, DatePatternError) as e:
         raise UsageError(f"filter {spec.name}: {e}") from None
     if mode == "missed":
         flt.prefilter = None
