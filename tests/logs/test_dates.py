@@ -53,9 +53,9 @@ def detector(pattern: str | None = None, default_tz: str | None = None) -> DateD
 
 
 def found(dd: DateDetector, line: str) -> tuple[float, str] | None:
-    """(time, date text) of a line, or None."""
+    """(time, date text) of a line, or None (no date, or date text that is no valid date)."""
     m = dd.match(line)
-    return None if m is None else (m.time, line[m.start : m.end])
+    return None if m is None or math.isnan(m.time) else (m.time, line[m.start : m.end])
 
 
 def local(*fields: int) -> float:
@@ -562,7 +562,11 @@ def test_year_follows_now() -> None:
     m = detector().match("Aug 15 12:00:00 host x")
     assert m is not None and m.time == local(2005, 8, 15, 12, 0, 0)
     # a year-less February 29th of a year that has none is no date
-    assert DateDetector(now=lambda: local(2005, 3, 1)).match("Feb 29 01:00:00 x") is None
+    # no Feb 29 in 2005: the text is found (and cut out of the line), but it is no date
+    invalid = DateDetector(now=lambda: local(2005, 3, 1)).match("Feb 29 01:00:00 x")
+    assert (
+        invalid is not None and math.isnan(invalid.time) and (invalid.start, invalid.end) == (0, 15)
+    )
     assert DateDetector(now=lambda: local(2004, 3, 1)).match("Feb 29 01:00:00 x") is not None
 
 
@@ -896,7 +900,7 @@ def check_samples(name: str, report: SampleReport) -> None:
                 if not faildata.get("match"):
                     report.unchecked_by_fail2ban.add(where)
                 if want is None:  # no date (fail2ban would take a recent previous one)
-                    if m is None:
+                    if m is None or math.isnan(m.time):  # none, or date text that is no date
                         report.exact += 1
                     else:
                         report.disagree[where] = f"a date where none is, in {line[:60]!r}"

@@ -392,7 +392,7 @@ class DateDetector:
                 values = (*values[: tpl.sec_index], "00", *values[tpl.sec_index + 1 :])
             result = tpl.convert(values, now, self._tz, self._local)
             if result is None:
-                return None
+                return DateMatch(math.nan, start, end)  # a date's text, not a valid date
             if sec_cut:
                 # a minute is cached only when its seconds add linearly (not across the
                 # point where a year-less date flips to last year, say)
@@ -401,7 +401,7 @@ class DateDetector:
                 if at_59 is None or at_59[0] - result[0] != 59:
                     whole = tpl.convert(exact, now, self._tz, self._local)
                     if whole is None:
-                        return None
+                        return DateMatch(math.nan, start, end)
                     extra = int(fraction.ljust(6, "0")[:6]) / 1e6 if fraction else 0.0
                     self._last_time = whole[0] + extra
                     return DateMatch(whole[0] + extra, start, end)

@@ -219,6 +219,12 @@ class LineFilter:
             self._last_time, self._last_text = when, when_text
             return ("", when_text, line), when, False
         dm = self.dates.match(line)
+        if dm is not None and math.isnan(dm.time):
+            # date text that is no valid date (0000-12-30): cut it out, use the last date
+            parts = (line[: dm.start], line[dm.start : dm.end], line[dm.end :])
+            if self._last_time is not None and self._last_time > self.now() - 60:
+                return parts, self._last_time, True
+            return parts, None, True
         if dm is not None:
             when = float(math.floor(dm.time))  # whole seconds, as fail2ban counts them
             self._last_time, self._last_text = when, line[dm.start : dm.end]
