@@ -17,9 +17,9 @@ from stockade.config.schema import JailSection, LogsSection
 from stockade.detectors.logs.bantime import Increment
 from stockade.detectors.logs.dates import DatePatternError
 from stockade.detectors.logs.engine import FilterSpec, LineFilter
-from stockade.detectors.logs.regex import RegexError
 from stockade.detectors.logs.f2b.filterconf import FilterDef, load_filter
 from stockade.detectors.logs.f2b.jailconf import JailDef, load_jail_filter, load_jails
+from stockade.detectors.logs.regex import RegexError
 from stockade.errors import ConfigError
 
 ALL_PORTS = {"", "0:65535", "1:65535", "all", "any"}
