@@ -6,17 +6,16 @@ import argparse
 import getpass
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stockade.cli import files_format as fmt
 from stockade.cli.main import make_context
 from stockade.cli.output import human_bytes, json_line, progress, table
-from stockade.detectors.files.classify import PACKAGE_UPGRADE
 from stockade.durations import iso
 from stockade.errors import UsageError
-from stockade.parts.files.report import Report, json_path, show_path
-from stockade.parts.files.service import FilesService
-from stockade.sensors.files.policy import parse_cli_paths
+
+if TYPE_CHECKING:
+    from stockade.parts.files.report import Report
+    from stockade.parts.files.service import FilesService
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -79,6 +78,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _service(args: argparse.Namespace) -> FilesService:
+    from stockade.parts.files.service import FilesService
+
     ctx = make_context(args)
     passphrase = None
     if getattr(args, "ask_passphrase", False):
@@ -87,10 +88,14 @@ def _service(args: argparse.Namespace) -> FilesService:
 
 
 def _paths(args: argparse.Namespace) -> list[bytes] | None:
+    from stockade.sensors.files.policy import parse_cli_paths
+
     return parse_cli_paths(args.paths) or None
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from stockade.parts.files.report import show_path
+
     svc = _service(args)
     paths = _paths(args)
     with progress("baseline", not args.json) as bar:
@@ -126,6 +131,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def _print_report(report: Report, show_all: bool) -> None:
+    from stockade.cli import files_format as fmt
+    from stockade.detectors.files.classify import PACKAGE_UPGRADE
+    from stockade.parts.files.report import show_path
+
     upgrades = 0
     for f in report.findings:
         if f.verdict.classification == PACKAGE_UPGRADE and not show_all:
@@ -163,6 +172,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_accept(args: argparse.Namespace) -> int:
+    from stockade.parts.files.report import show_path
+
     svc = _service(args)
     with progress("accepting", not args.json) as bar:
         findings, version = svc.accept(_paths(args), only_packages=args.packages, progress=bar)
@@ -205,6 +216,9 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    from stockade.cli import files_format as fmt
+    from stockade.parts.files.report import json_path, show_path
+
     svc = _service(args)
     deltas = svc.diff(args.old, args.new)
     for d in deltas:
@@ -236,6 +250,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from stockade.cli import files_format as fmt
+    from stockade.parts.files.report import json_path, show_path
+    from stockade.sensors.files.policy import parse_cli_paths
+
     svc = _service(args)
     (path,) = parse_cli_paths([args.path])
     base, text = svc.show(path, args.at_version)

@@ -14,11 +14,17 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stockade import __version__
-from stockade.config import DEFAULT_CONFIG_PATH, load_config
-from stockade.context import DEFAULT_STATE_DIR, Context
 from stockade.errors import StockadeError
+
+if TYPE_CHECKING:
+    from stockade.context import Context
+
+# not imported from stockade.config: the configuration's models are built only when needed
+DEFAULT_CONFIG_PATH = Path("/etc/stockade/stockade.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/stockade")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_context(args: argparse.Namespace) -> Context:
+    from stockade.config import load_config
+    from stockade.context import Context
+
     explicit = getattr(args, "config", None)
     loaded = load_config(explicit or DEFAULT_CONFIG_PATH, explicit=explicit is not None)
     state = getattr(args, "state_dir", None) or Path(

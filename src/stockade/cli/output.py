@@ -6,9 +6,10 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from stockade.sensors.files.scan import ProgressFn
+if TYPE_CHECKING:
+    from stockade.sensors.files.scan import ProgressFn
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str], out: TextIO | None = None) -> None:
