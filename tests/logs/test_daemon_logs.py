@@ -158,3 +158,20 @@ def test_debian_12_sshd_in_the_journal(instance: Instance, tmp_path: Path, daemo
         assert d.stop() == 0
     finally:
         jd.stop()
+
+
+def test_a_log_that_appears_later_is_read(instance: Instance, tmp_path: Path, daemon) -> None:
+    """No log file yet and no journal either: the jail waits for the file."""
+    log = tmp_path / "later" / "auth.log"
+    configure(
+        instance,
+        [{"name": "sshd", "filter": "sshd", "logpath": [str(log)], "maxretry": 2}],
+        journal_directory=str(tmp_path / "no-journal-here"),
+        from_start=True,
+    )
+    d = daemon(instance)
+    d.wait_for("waiting for the files")
+    log.parent.mkdir()
+    fail(log, "198.51.100.30", 2)
+    assert wait_bans(instance, 1) == [("sshd", "198.51.100.30")]
+    assert d.stop() == 0

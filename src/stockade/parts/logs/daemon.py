@@ -191,13 +191,15 @@ class LogsPart:
             log.info("restored %d active ban(s) in one batch", restored)
 
     def _source(self, jail: Jail) -> Source | None:
-        """The jail's log files, or the journal when they do not exist (backend auto)."""
+        """The jail's log files, or the journal when they do not exist (backend auto); when
+        neither is there, the files are waited for."""
         prefix = f"logs.{jail.name}."
         files = None
+        paths = ", ".join(jail.logpath)
         if jail.backend in ("auto", "files") and jail.logpath:
             files = FileFollower(
                 list(jail.logpath),
-                self._store,
+                self._state,
                 key_prefix=prefix + "file:",
                 from_start=self.cfg.from_start,
                 max_line=self.cfg.max_line,
@@ -205,8 +207,7 @@ class LogsPart:
             if jail.backend == "files" or not files.missing() or not jail.journalmatch:
                 for p in files.missing():
                     self._say(f"jail {jail.name}: {p} does not exist (yet); waiting for it")
-                return Source(jail, files, "files", jail.spec, ", ".join(jail.logpath))
-            files.close()
+                return Source(jail, files, "files", jail.spec, paths)
         if jail.backend in ("auto", "journal") and jail.journalmatch:
             journal = JournalFollower(
                 [list(g) for g in jail.journalmatch],
@@ -217,14 +218,20 @@ class LogsPart:
             )
             why = journal.missing()
             if why:
-                self._say(f"jail {jail.name}: no log file and no journal ({'; '.join(why)})")
                 journal.close()
+                if files is not None:
+                    self._say(
+                        f"jail {jail.name}: {paths} not found and no journal "
+                        f"({'; '.join(why)}); waiting for the files"
+                    )
+                    return Source(jail, files, "files", jail.spec, paths)
+                self._say(f"jail {jail.name}: no journal ({'; '.join(why)})")
                 return None
+            if files is not None:
+                files.close()
             journal.start()
             if jail.logpath:
-                self._say(
-                    f"jail {jail.name}: {', '.join(jail.logpath)} not found; reading the journal"
-                )
+                self._say(f"jail {jail.name}: {paths} not found; reading the journal")
             name = "journal " + " + ".join(" ".join(g) for g in jail.journalmatch)
             return Source(jail, journal, "journal", jail.journal_spec, name)
         self._say(f"jail {jail.name}: nothing to read (no logpath, no journalmatch)")
