@@ -287,6 +287,7 @@ class LogsSection(_Section):
     ipv6_prefix: int = Field(128, ge=48, le=128, description="64 bans a whole /64")
     from_start: bool = Field(False, description="read a log seen for the first time from its start")
     journal_directory: str = Field("", description="read this journal folder; empty = the system's")
+    read_compressed: bool = Field(False, description="also read rotated .gz/.bz2/.xz/.zst logs")
     max_line: int = Field(65536, ge=256)
     line_budget: Duration = Field(0.05, description="time a filter may spend on one line")
     jails: list[JailSection] = Field(default_factory=list)

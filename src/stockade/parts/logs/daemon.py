@@ -202,6 +202,7 @@ class LogsPart:
                 self._state,
                 key_prefix=prefix + "file:",
                 from_start=self.cfg.from_start,
+                read_compressed=self.cfg.read_compressed,
                 max_line=self.cfg.max_line,
             )
             if jail.backend == "files" or not files.missing() or not jail.journalmatch:
