@@ -8,7 +8,12 @@ being listed in :func:`stockade.daemon.runner.build_parts`.
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Part(Protocol):
@@ -17,3 +22,21 @@ class Part(Protocol):
     async def run(self) -> None:
         """Work until cancelled; raising means 'restart me'."""
         ...
+
+
+class WorkerThread:
+    """The one thread on which a part does its blocking work (files, the store, responders),
+    in order, so the event loop never waits on it."""
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def close(self, last: Callable[[], None]) -> None:
+        """Run ``last`` (closing files and connections) on the thread, then let it go."""
+        try:
+            await self.call(last)
+        finally:
+            self._executor.shutdown(wait=False)

@@ -344,12 +344,7 @@ class SqliteStore:
         return None if row is None else str(row[0])
 
     def set_state(self, key: str, value: str) -> None:
-        with self._write():
-            self._db.execute(
-                "INSERT INTO state (key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
+        self.set_states({key: value})
 
     def set_states(self, items: Mapping[str, str]) -> None:
         if not items:

@@ -14,7 +14,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from stockade.context import Context
@@ -22,6 +21,7 @@ from stockade.detectors.files.classify import PACKAGE_UPGRADE
 from stockade.detectors.files.compare import Delta, compare_entry
 from stockade.errors import IntegrityError, StockadeError
 from stockade.model import Alert
+from stockade.parts.base import WorkerThread
 from stockade.parts.files.report import Finding, Report, ReportNote, alerts_for, show_path
 from stockade.parts.files.service import PART, Baseline, FilesService
 from stockade.sensors.files.collect import SETUID_ATTRS, collect, encode
@@ -48,7 +48,7 @@ class FilesPart:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.cfg = ctx.config.files
-        self._executor: ThreadPoolExecutor | None = None
+        self._worker: WorkerThread | None = None
         self._svc: FilesService | None = None
         self._base: Baseline | None = None
         self._rules: list[Rule] = []
@@ -67,8 +67,8 @@ class FilesPart:
     # -- plumbing --------------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        assert self._executor is not None
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        assert self._worker is not None
+        return await self._worker.call(fn, *args)
 
     def _progress(self, *_: int) -> None:
         if self._stopping:
@@ -80,7 +80,7 @@ class FilesPart:
         return self._svc
 
     async def run(self) -> None:
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="files")
+        self._worker = WorkerThread("files")
         self._stopping = False
         loop = asyncio.get_running_loop()
         try:
@@ -132,11 +132,8 @@ class FilesPart:
             self._stopping = True
             if self._watcher is not None:
                 loop.remove_reader(self._watcher.fileno())
-            if self._executor is not None:
-                try:
-                    await self._call(self._close)
-                finally:
-                    self._executor.shutdown(wait=False)
+            if self._worker is not None:
+                await self._worker.close(self._close)
 
     def _open(self) -> None:
         self._svc = FilesService(self.ctx, self.ctx.open_store())

@@ -20,7 +20,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,6 +30,7 @@ from stockade.detectors.logs.tickets import Decision, FailureCounter
 from stockade.durations import format_duration
 from stockade.errors import StockadeError
 from stockade.model import Alert, Severity
+from stockade.parts.base import WorkerThread
 from stockade.parts.logs.bans import BanService, build_allowlist, build_responder
 from stockade.parts.logs.filterhost import FilterHost, Found
 from stockade.parts.logs.jails import Jail, build_jails
@@ -97,7 +97,7 @@ class LogsPart:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.cfg = ctx.config.logs
-        self._executor: ThreadPoolExecutor | None = None
+        self._worker: WorkerThread | None = None
         self._store: Any = None
         self._bans: BanService | None = None
         self._jails: dict[str, JailState] = {}
@@ -112,11 +112,11 @@ class LogsPart:
         self.on_ban: Callable[[str, str], None] | None = None  # (jail, address), for tests
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        assert self._executor is not None
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        assert self._worker is not None
+        return await self._worker.call(fn, *args)
 
     async def run(self) -> None:
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="logs")
+        self._worker = WorkerThread("logs")
         loop = asyncio.get_running_loop()
         try:
             try:
@@ -147,11 +147,8 @@ class LogsPart:
             for src in self._sources:
                 with contextlib.suppress(Exception):
                     loop.remove_reader(src.follower.fileno())
-            if self._executor is not None:
-                try:
-                    await self._call(self._close)
-                finally:
-                    self._executor.shutdown(wait=False)
+            if self._worker is not None:
+                await self._worker.close(self._close)
 
     def _on_ready(self, index: int) -> None:
         self._ready.add(index)
