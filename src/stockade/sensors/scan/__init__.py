@@ -1,0 +1,1 @@
+"""Network scanning: discovery, ports, services, paths."""

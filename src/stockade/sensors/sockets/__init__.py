@@ -1,0 +1,1 @@
+"""The local socket table: what listens and what is connected."""
