@@ -61,3 +61,28 @@ def test_files_vs_aide_rejects_bad_input(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_sockets_vs_ss_runs_and_agrees(tmp_path: Path) -> None:
+    from tests.netns import unavailable
+
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    need_tool("ss")
+    out = tmp_path / "figures.json"
+    r = subprocess.run(
+        [
+            *(sys.executable, str(BENCH / "sockets_vs_ss")),
+            *("--sockets", "200", "--rounds", "1", "--json", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    figures = json.loads(out.read_text())
+    assert figures["agree"] is True
+    assert figures["listeners"] == 250
+    assert "ratio" in r.stdout

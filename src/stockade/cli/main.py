@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         logs_cmd,
         run_cmd,
         service_cmd,
+        sockets_cmd,
     )
 
     common = _common()
@@ -74,7 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stockade {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (run_cmd, files_cmd, logs_cmd, bans_cmd, alerts_cmd, config_cmd, service_cmd):
+    for module in (
+        run_cmd,
+        files_cmd,
+        logs_cmd,
+        bans_cmd,
+        sockets_cmd,
+        alerts_cmd,
+        config_cmd,
+        service_cmd,
+    ):
         module.register(sub, common)
     return parser
 

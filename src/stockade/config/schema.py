@@ -305,55 +305,24 @@ class LogsSection(_Section):
 class SocketsSection(_Section):
     enabled: bool = True
     schedule: Duration = Field(60.0, description="interval of the listener check in `run`")
-    netlink_events: bool = Field(False, description="also check when the kernel reports a change")
     severity: SeverityName = "high"
     ignore: list[str] = Field(
         default_factory=list,
         description="listeners never reported: 'tcp:22', 'udp:*:68', 'program:chronyd'",
     )
 
-
-class ScanGroup(_Section):
-    name: str
-    targets: list[str] = Field(description="addresses, CIDR ranges, a-b ranges, host names, @file")
-    exclude: list[str] = Field(default_factory=list)
-    ports: str = Field("top100", description="22,80,8000-8100, - (all), or top100/top1000")
-    udp_ports: str = Field("", description="UDP ports to scan; empty = none")
-    scan: Literal["auto", "connect", "syn"] = Field("auto", description="auto: syn when root")
-    discovery: Literal["ping", "tcp", "none"] = Field("ping", description="none = nmap -Pn")
-    banners: bool = True
-    tls_ports: list[int] = Field(
-        default_factory=lambda: [443, 465, 636, 853, 993, 995, 5061, 6443, 8443, 9443],
-        description="ports whose TLS certificate is recorded",
-    )
-    cert_expiry_days: int = Field(14, ge=0)
-    traceroute: bool = False
-    key_by_mac: bool = Field(True, description="on the local link, key hosts by MAC address")
-    schedule: Duration = 3600.0
-    rate: int = Field(0, ge=0, description="packets per second; 0 = adaptive")
-    severity: SeverityName = "high"
-
-    @field_validator("name")
+    @field_validator("ignore")
     @classmethod
-    def _name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", v):
-            raise ValueError(f"group name {v!r}: use letters, digits, '-', '_' and '.'")
+    def _ignore(cls, v: list[str]) -> list[str]:
+        from stockade.detectors.sockets.listeners import IgnoreRule
+        from stockade.errors import StockadeError
+
+        for text in v:
+            try:
+                IgnoreRule.parse(text, "listener rule")
+            except StockadeError as e:
+                raise ValueError(str(e)) from None
         return v
-
-
-class ScanSection(_Section):
-    enabled: bool = True
-    workers: int = Field(0, ge=0, description="scanner processes; 0 = one per CPU")
-    groups: list[ScanGroup] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique(self) -> ScanSection:
-        seen: set[str] = set()
-        for i, g in enumerate(self.groups):
-            if g.name in seen:
-                raise ValueError(f"@groups[{i}].name: group {g.name!r} is defined twice")
-            seen.add(g.name)
-        return self
 
 
 class Config(_Section):
@@ -362,4 +331,3 @@ class Config(_Section):
     files: FilesSection = Field(default_factory=FilesSection)
     logs: LogsSection = Field(default_factory=LogsSection)
     sockets: SocketsSection = Field(default_factory=SocketsSection)
-    scan: ScanSection = Field(default_factory=ScanSection)

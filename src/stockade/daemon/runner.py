@@ -31,6 +31,10 @@ def build_parts(ctx: Context) -> list[Part]:
         from stockade.parts.logs.daemon import LogsPart
 
         parts.append(LogsPart(ctx))
+    if ctx.config.sockets.enabled:
+        from stockade.parts.sockets.daemon import SocketsPart
+
+        parts.append(SocketsPart(ctx))
     return parts
 
 

@@ -1,0 +1,113 @@
+"""The listener baseline: read the current listeners, compare with the stored baseline, accept.
+
+Used by ``stockade sockets`` and by the sockets part of ``stockade run``. The baseline is a
+versioned store baseline named ``sockets`` whose entries are :class:`Listener` records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from stockade.baseline.signing import digest_entries
+from stockade.context import Context
+from stockade.detectors.sockets.listeners import (
+    Delta,
+    IgnoreRule,
+    Listener,
+    compare,
+    parse_ignores,
+)
+from stockade.model import Alert, Severity
+from stockade.sensors.sockets.table import Socket, read_sockets
+from stockade.store.base import Store
+
+PART = "sockets"
+#: Exposure of a loopback-only service is worse than a new listener.
+_RAISE = {
+    "listener-exposed": 1,
+    "listener-owner-changed": 0,
+    "listener-new": 0,
+    "listener-gone": -1,
+}
+
+
+def listeners(sockets: Sequence[Socket]) -> dict[bytes, Listener]:
+    out: dict[bytes, Listener] = {}
+    for s in sockets:
+        if not s.raw.listening:
+            continue
+        lst = Listener(s.raw.proto, s.raw.local_address, s.raw.local_port, s.program)
+        out[lst.key()] = lst
+    return out
+
+
+@dataclass
+class CheckResult:
+    version: int | None
+    deltas: list[Delta]
+
+
+class SocketsService:
+    def __init__(self, ctx: Context, store: Store) -> None:
+        self.ctx = ctx
+        self.store = store
+        self.cfg = ctx.config.sockets
+        self.ignores: list[IgnoreRule] = parse_ignores(self.cfg.ignore)
+
+    def current(self) -> dict[bytes, Listener]:
+        return listeners(read_sockets())
+
+    def baseline(self) -> dict[bytes, Listener] | None:
+        if self.store.baseline_version(PART) is None:
+            return None
+        return {k: Listener.from_text(v) for k, v in self.store.baseline_entries(PART)}
+
+    def check(self, current: dict[bytes, Listener] | None = None) -> CheckResult:
+        cur = self.current() if current is None else current
+        base = self.baseline()
+        v = self.store.baseline_version(PART)
+        if base is None:
+            return CheckResult(None, [])
+        return CheckResult(v.version if v else None, compare(base, cur, self.ignores))
+
+    def accept(
+        self, current: dict[bytes, Listener] | None = None, note: str = "accept"
+    ) -> tuple[int, int]:
+        """Make ``current`` the new baseline version; return (version, number of changes)."""
+        cur = self.current() if current is None else current
+        base = self.baseline() or {}
+        changes: dict[bytes, str | None] = {
+            k: v.text() for k, v in cur.items() if k not in base or base[k] != v
+        }
+        changes.update({k: None for k in base.keys() - cur.keys()})
+        v = self.store.baseline_version(PART)
+        version = (v.version if v else 0) + 1
+        digest, count = digest_entries(sorted((k, x.text()) for k, x in cur.items()))
+        self.store.commit_baseline(
+            PART,
+            version,
+            changes,
+            replaced=[k for k in changes if k in base],
+            note=note,
+            meta="{}",
+            entries=count,
+            digest=digest,
+            signature=b"",
+            key_id="",
+        )
+        self.store.prune_baseline(PART, 20)
+        return version, len(changes)
+
+    def alerts(self, deltas: Sequence[Delta]) -> list[Alert]:
+        base = Severity.parse(self.cfg.severity)
+        out = []
+        for d in deltas:
+            sev = Severity(min(max(int(base) + _RAISE[d.kind], 0), int(Severity.CRITICAL)))
+            detail = {
+                "message": d.describe(),
+                "old": d.old.text() if d.old else None,
+                "new": d.new.text() if d.new else None,
+            }
+            out.append(Alert(PART, d.kind, d.subject, sev, detail, host=self.ctx.host))
+        return out
