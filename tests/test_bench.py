@@ -86,3 +86,29 @@ def test_sockets_vs_ss_runs_and_agrees(tmp_path: Path) -> None:
     assert figures["agree"] is True
     assert figures["listeners"] == 250
     assert "ratio" in r.stdout
+
+
+def test_scan_vs_nmap_runs_and_agrees(tmp_path: Path) -> None:
+    from tests.netns import unavailable
+
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    need_tool("nmap")
+    out = tmp_path / "figures.json"
+    r = subprocess.run(
+        [
+            *(sys.executable, str(BENCH / "scan_vs_nmap")),
+            *("--ports", "2000", "--targets", "normal,drop", "--json", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    figures = json.loads(out.read_text())
+    for kind in ("normal", "drop"):
+        assert figures[kind]["agree"] is True
+        assert figures[kind]["open"]["stockade_connect"] == [22, 25, 80, 443]
+    assert "nmap -sT" in r.stdout
