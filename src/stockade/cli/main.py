@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         files_cmd,
         logs_cmd,
         run_cmd,
+        scan_cmd,
         service_cmd,
         sockets_cmd,
     )
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         logs_cmd,
         bans_cmd,
         sockets_cmd,
+        scan_cmd,
         alerts_cmd,
         config_cmd,
         service_cmd,

@@ -1,0 +1,99 @@
+"""``stockade scan TARGET... [-p PORTS] [-sT] [-Pn] [--exclude T,...] [-iL FILE] [--json]``.
+
+A TCP connect scan of the targets, with nmap's flags. Host discovery, SYN and UDP scans,
+banners, certificates, baselines and nmap XML output are not built yet (see the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from typing import Any
+
+from stockade.cli.output import json_line, table
+from stockade.errors import StockadeError, UsageError
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "scan",
+        help="scan hosts for open TCP ports (connect scan)",
+        parents=[common],
+        description="TCP connect scan with nmap's flags: "
+        "stockade scan 10.0.0.0/24 -p 22,80,8000-8100 --exclude 10.0.0.1",
+    )
+    p.add_argument("targets", nargs="*", metavar="TARGET", help="address, CIDR, range or name")
+    p.add_argument("-p", dest="ports", default="top100", help="ports (default top100; - = all)")
+    p.add_argument("-sT", dest="connect", action="store_true", help="TCP connect scan (default)")
+    p.add_argument("-Pn", dest="no_ping", action="store_true", help="no host discovery (default)")
+    p.add_argument("-iL", dest="input_list", metavar="FILE", help="read targets from FILE")
+    p.add_argument("--exclude", default="", metavar="T,...", help="targets to leave out")
+    p.add_argument("--retries", type=int, default=2, help="tries after the first (default 2)")
+    p.add_argument("--rate", type=int, default=0, help="new connections a second (0 = no cap)")
+    p.add_argument("--json", action="store_true", help="one JSON object per host")
+    p.set_defaults(handler=cmd_scan)
+
+
+def _resolve(name: str) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return []
+    return list(dict.fromkeys(str(i[4][0]) for i in infos))
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from stockade.sensors.scan.connect import connect_scan
+    from stockade.sensors.scan.ports import parse_ports
+    from stockade.sensors.scan.targets import expand, parse_spec, parse_target_file
+
+    if args.retries < 0 or args.rate < 0:
+        raise UsageError("--retries and --rate must be 0 or more")
+    specs = [parse_spec(t) for t in args.targets]
+    if args.input_list:
+        try:
+            with open(args.input_list, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError as e:
+            raise StockadeError(f"-iL {args.input_list}: cannot read: {e.strerror}") from None
+        specs += parse_target_file(text, args.input_list)
+    if not specs:
+        raise UsageError("no target; name addresses, ranges or host names, or -iL FILE")
+    exclude = [parse_spec(t, "--exclude") for t in args.exclude.split(",") if t.strip()]
+    ports = parse_ports(args.ports)
+    if not ports.tcp:
+        raise UsageError("-p: no TCP port to scan (UDP scans are not built yet)")
+    targets = expand(specs, exclude, resolve=_resolve)
+    for t in targets:
+        r = connect_scan(t.address, ports.tcp, retries=args.retries, rate=args.rate)
+        answered = any(s != "filtered" for s in r.ports.values())
+        shown = (
+            sorted(r.ports.items())
+            if len(ports.tcp) <= 30
+            else [(p, s) for p, s in sorted(r.ports.items()) if s == "open"]
+        )
+        if args.json:
+            json_line(
+                {
+                    "address": t.address,
+                    "name": t.name,
+                    "state": "up" if answered else "down",
+                    "elapsed": round(r.elapsed, 3),
+                    "ports": [
+                        {"port": p, "proto": "tcp", "state": s} for p, s in sorted(r.ports.items())
+                    ],
+                }
+            )
+            continue
+        label = f"{t.address} ({t.name})" if t.name else t.address
+        print(
+            f"{label}: {'up' if answered else 'down'}, {len(ports.tcp)} ports in {r.elapsed:.2f} s"
+        )
+        closed = len(r.with_state("closed"))
+        filtered = len(r.with_state("filtered"))
+        if shown:
+            table([[f"{p}/tcp", s] for p, s in shown], ["PORT", "STATE"])
+        if len(ports.tcp) > 30:
+            print(f"not shown: {closed} closed, {filtered} filtered")
+        print()
+    return 0
