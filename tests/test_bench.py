@@ -111,4 +111,5 @@ def test_scan_vs_nmap_runs_and_agrees(tmp_path: Path) -> None:
     for kind in ("normal", "drop"):
         assert figures[kind]["agree"] is True
         assert figures[kind]["open"]["stockade_connect"] == [22, 25, 80, 443]
-    assert "nmap -sT" in r.stdout
+        assert figures[kind]["open"]["stockade_syn"] == [22, 25, 80, 443]
+    assert "stockade SYN / nmap -sS" in r.stdout

@@ -1,4 +1,4 @@
-"""The connect scanner against hosts in namespaces: a normal one, one that drops traffic to closed
+"""The connect and SYN scanners against hosts in namespaces: a normal one, one that drops traffic to closed
 ports, and one that loses a fifth of all packets. The open ports must always be exactly those
 that listen."""
 
@@ -15,7 +15,9 @@ OPEN = [22, 80, 443, 8443, 31337]
 SCAN = r"""
 import json, sys
 from stockade.sensors.scan.connect import connect_scan
-r = connect_scan(sys.argv[1], range(1, int(sys.argv[2]) + 1))
+from stockade.sensors.scan.syn import syn_scan
+scan = syn_scan if sys.argv[3] == "syn" else connect_scan
+r = scan(sys.argv[1], range(1, int(sys.argv[2]) + 1))
 print(json.dumps({"open": r.with_state("open"), "closed": len(r.with_state("closed")),
                   "filtered": len(r.with_state("filtered")), "tries": r.tries}))
 """
@@ -34,8 +36,13 @@ def hosts(netns: Namespaces) -> Link:
     return link
 
 
-def scan(link: Link, address: str, last: int = 40000) -> dict[str, object]:
-    r = link.left.run(sys.executable, "-c", SCAN, address, str(last), timeout=300)
+@pytest.fixture(params=["connect", "syn"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def scan(link: Link, address: str, last: int, kind: str) -> dict[str, object]:
+    r = link.left.run(sys.executable, "-c", SCAN, address, str(last), kind, timeout=300)
     return dict(json.loads(r.stdout))
 
 
@@ -43,32 +50,42 @@ def nft(link: Link, rules: str) -> None:
     link.right.run("nft", "-f", "-", input=rules)
 
 
-def test_normal_host_v4_and_v6(hosts: Link) -> None:
+def test_normal_host_v4_and_v6(hosts: Link, kind: str) -> None:
     for address in ("10.77.0.2", "fd77::2"):
-        got = scan(hosts, address)
+        got = scan(hosts, address, 40000, kind)
         assert got["open"] == OPEN
         assert got["closed"] == 40000 - len(OPEN)
         assert got["filtered"] == 0
 
 
-def test_host_dropping_closed_ports(hosts: Link) -> None:
+def test_host_dropping_closed_ports(hosts: Link, kind: str) -> None:
     ports = ", ".join(map(str, OPEN))
     nft(
         hosts,
         "table inet fw {\n chain inbound {\n type filter hook input priority 0;\n"
         f"  tcp dport != {{ {ports} }} drop\n }}\n}}\n",
     )
-    got = scan(hosts, "10.77.0.2", 40000)
+    got = scan(hosts, "10.77.0.2", 40000, kind)
     assert got["open"] == OPEN
     assert got["filtered"] == 40000 - len(OPEN)
 
 
-def test_lossy_host_still_shows_every_open_port(hosts: Link) -> None:
+def test_lossy_host_still_shows_every_open_port(hosts: Link, kind: str) -> None:
     nft(
         hosts,
         "table inet loss {\n chain inbound {\n type filter hook input priority 0;\n"
         "  numgen random mod 100 < 20 drop\n }\n}\n",
     )
     for _ in range(3):
-        got = scan(hosts, "10.77.0.2", 32000)
+        got = scan(hosts, "10.77.0.2", 32000, kind)
         assert got["open"] == OPEN
+
+
+def test_host_limiting_resets(hosts: Link, kind: str) -> None:
+    nft(
+        hosts,
+        "table inet rl {\n chain outbound {\n type filter hook output priority 0;\n"
+        "  tcp flags rst limit rate over 200/second drop\n }\n}\n",
+    )
+    got = scan(hosts, "10.77.0.2", 32000, kind)
+    assert got["open"] == OPEN

@@ -46,8 +46,9 @@ def test_json_per_host_with_exclusions_and_target_file(instance: Instance, hosts
     assert {p["state"] for p in rows[1]["ports"]} == {"filtered"}
 
 
-def test_table_output_with_nmap_flags(instance: Instance, hosts: Link) -> None:
-    r = scan(instance, hosts, "-sT", "-Pn", "-p", "22,80,81", "10.76.0.3")
+@pytest.mark.parametrize("kind", ["-sT", "-sS"])
+def test_table_output_with_nmap_flags(instance: Instance, hosts: Link, kind: str) -> None:
+    r = scan(instance, hosts, kind, "-Pn", "-p", "22,80,81", "10.76.0.3")
     assert r.returncode == 0, r.stderr
     assert "10.76.0.3: up, 3 ports" in r.stdout
     assert "22/tcp  open" in r.stdout and "81/tcp  closed" in r.stdout
@@ -61,6 +62,7 @@ def test_table_output_with_nmap_flags(instance: Instance, hosts: Link) -> None:
         ((), "no target"),
         (("-iL", "/nonexistent/list"), "-iL /nonexistent/list: cannot read"),
         (("--exclude", "x..y", "127.0.0.1"), "--exclude 'x..y'"),
+        (("-sS", "-sT", "127.0.0.1"), "not allowed with argument"),
     ],
 )
 def test_bad_input_is_one_line(instance: Instance, args: tuple[str, ...], message: str) -> None:

@@ -1,12 +1,13 @@
-"""``stockade scan TARGET... [-p PORTS] [-sT] [-Pn] [--exclude T,...] [-iL FILE] [--json]``.
+"""``stockade scan TARGET... [-p PORTS] [-sS|-sT] [-Pn] [--exclude T,...] [-iL FILE] [--json]``.
 
-A TCP connect scan of the targets, with nmap's flags. Host discovery, SYN and UDP scans,
-banners, certificates, baselines and nmap XML output are not built yet (see the README).
+A TCP SYN (as root) or connect scan of the targets, with nmap's flags. Host discovery, UDP
+scans, banners, certificates, baselines and nmap XML output are not built yet (see the README).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 from typing import Any
 
@@ -17,14 +18,18 @@ from stockade.errors import StockadeError, UsageError
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "scan",
-        help="scan hosts for open TCP ports (connect scan)",
+        help="scan hosts for open TCP ports (SYN or connect scan)",
         parents=[common],
-        description="TCP connect scan with nmap's flags: "
+        description="TCP SYN scan (as root) or connect scan with nmap's flags: "
         "stockade scan 10.0.0.0/24 -p 22,80,8000-8100 --exclude 10.0.0.1",
     )
     p.add_argument("targets", nargs="*", metavar="TARGET", help="address, CIDR, range or name")
     p.add_argument("-p", dest="ports", default="top100", help="ports (default top100; - = all)")
-    p.add_argument("-sT", dest="connect", action="store_true", help="TCP connect scan (default)")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("-sT", dest="connect", action="store_true", help="TCP connect scan")
+    kind.add_argument(
+        "-sS", dest="syn", action="store_true", help="TCP SYN scan (root; the default as root)"
+    )
     p.add_argument("-Pn", dest="no_ping", action="store_true", help="no host discovery (default)")
     p.add_argument("-iL", dest="input_list", metavar="FILE", help="read targets from FILE")
     p.add_argument("--exclude", default="", metavar="T,...", help="targets to leave out")
@@ -45,6 +50,7 @@ def _resolve(name: str) -> list[str]:
 def cmd_scan(args: argparse.Namespace) -> int:
     from stockade.sensors.scan.connect import connect_scan
     from stockade.sensors.scan.ports import parse_ports
+    from stockade.sensors.scan.syn import syn_scan
     from stockade.sensors.scan.targets import expand, parse_spec, parse_target_file
 
     if args.retries < 0 or args.rate < 0:
@@ -64,8 +70,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not ports.tcp:
         raise UsageError("-p: no TCP port to scan (UDP scans are not built yet)")
     targets = expand(specs, exclude, resolve=_resolve)
+    use_syn = args.syn or (not args.connect and os.geteuid() == 0)
+    scanner = syn_scan if use_syn else connect_scan
     for t in targets:
-        r = connect_scan(t.address, ports.tcp, retries=args.retries, rate=args.rate)
+        r = scanner(t.address, ports.tcp, retries=args.retries, rate=args.rate)
         answered = any(s != "filtered" for s in r.ports.values())
         shown = (
             sorted(r.ports.items())

@@ -57,6 +57,7 @@ class ScanResult:
     address: str
     ports: dict[int, str] = field(default_factory=dict)
     tries: int = 0
+    late: int = 0  # answers that came only to a repeated try: the host loses packets
     elapsed: float = 0.0
     timing: Timing = field(default_factory=Timing)
 
@@ -92,8 +93,11 @@ def connect_scan(
     retries: int = 2,
     timing: Timing | None = None,
     rate: int = 0,
+    lossy_retries: int = 6,
 ) -> ScanResult:
-    """Scan ``ports`` of ``address``; ``rate`` > 0 caps new connects per second."""
+    """Scan ``ports`` of ``address``; ``rate`` > 0 caps new connects per second. Once a port
+    has answered only to a second try, the host is known to lose packets and silent ports get
+    up to ``lossy_retries`` tries after the first."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     result = ScanResult(address, timing=timing or Timing())
     tm = result.timing
@@ -112,13 +116,15 @@ def connect_scan(
             state = CLOSED  # loopback: the kernel picked the target port as our own
         if state in (OPEN, CLOSED):
             tm.sample(now - t0)
+            if tries:
+                result.late += 1
         with contextlib.suppress(OSError):
             ep.unregister(fd)
         if state == OPEN:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER0)
         sock.close()
         if state is None:  # no answer: again, or filtered
-            if tries < retries:
+            if tries < (max(retries, lossy_retries) if result.late else retries):
                 todo.append((port, tries + 1))
             else:
                 result.ports[port] = FILTERED
