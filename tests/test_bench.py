@@ -6,12 +6,37 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import need_tool
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def run_bench(
+    name: str, tmp_path: Path, *args: str, timeout: float = 600
+) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """Run ``bench/NAME ARGS --json FILE``; it must succeed. Returns its run and its figures."""
+    out = tmp_path / "figures.json"
+    r = subprocess.run(
+        [sys.executable, str(BENCH / name), *args, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r, json.loads(out.read_text())
+
+
+def need_namespaces() -> None:
+    from tests.netns import unavailable
+
+    why = unavailable()
+    if why:
+        pytest.skip(why)
 
 
 @pytest.mark.slow
@@ -22,26 +47,8 @@ def test_files_vs_aide_runs(tmp_path: Path) -> None:
         d = tree / f"d{i % 7}"
         d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i}").write_bytes(bytes(i))
-    out = tmp_path / "figures.json"
-    r = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "files_vs_aide"),
-            "--tree",
-            str(tree),
-            "--rounds",
-            "1",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
+    r, figures = run_bench("files_vs_aide", tmp_path, "--tree", str(tree), "--rounds", "1")
     assert "ratios aide / stockade" in r.stdout
-    figures = json.loads(out.read_text())
     # both tools saw the same tree: 200 files in 7 folders, plus the root
     assert figures["tree"]["entries"] == 208
     init = figures["summary"]["init"]
@@ -64,50 +71,18 @@ def test_files_vs_aide_rejects_bad_input(tmp_path: Path) -> None:
 
 
 def test_sockets_vs_ss_runs_and_agrees(tmp_path: Path) -> None:
-    from tests.netns import unavailable
-
-    why = unavailable()
-    if why:
-        pytest.skip(why)
+    need_namespaces()
     need_tool("ss")
-    out = tmp_path / "figures.json"
-    r = subprocess.run(
-        [
-            *(sys.executable, str(BENCH / "sockets_vs_ss")),
-            *("--sockets", "200", "--rounds", "1", "--json", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    figures = json.loads(out.read_text())
+    r, figures = run_bench("sockets_vs_ss", tmp_path, "--sockets", "200", "--rounds", "1")
     assert figures["agree"] is True
     assert figures["listeners"] == 250
     assert "ratio" in r.stdout
 
 
 def test_scan_vs_nmap_runs_and_agrees(tmp_path: Path) -> None:
-    from tests.netns import unavailable
-
-    why = unavailable()
-    if why:
-        pytest.skip(why)
+    need_namespaces()
     need_tool("nmap")
-    out = tmp_path / "figures.json"
-    r = subprocess.run(
-        [
-            *(sys.executable, str(BENCH / "scan_vs_nmap")),
-            *("--ports", "2000", "--targets", "normal,drop", "--json", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    figures = json.loads(out.read_text())
+    r, figures = run_bench("scan_vs_nmap", tmp_path, "--ports", "2000", "--targets", "normal,drop")
     for kind in ("normal", "drop"):
         assert figures[kind]["agree"] is True
         assert figures[kind]["open"]["stockade_connect"] == [22, 25, 80, 443]

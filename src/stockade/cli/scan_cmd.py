@@ -75,11 +75,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
     for t in targets:
         r = scanner(t.address, ports.tcp, retries=args.retries, rate=args.rate)
         answered = any(s != "filtered" for s in r.ports.values())
-        shown = (
-            sorted(r.ports.items())
-            if len(ports.tcp) <= 30
-            else [(p, s) for p, s in sorted(r.ports.items()) if s == "open"]
-        )
         if args.json:
             json_line(
                 {
@@ -97,11 +92,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
         print(
             f"{label}: {'up' if answered else 'down'}, {len(ports.tcp)} ports in {r.elapsed:.2f} s"
         )
-        closed = len(r.with_state("closed"))
-        filtered = len(r.with_state("filtered"))
+        every = len(ports.tcp) <= 30
+        shown = [(p, s) for p, s in sorted(r.ports.items()) if every or s == "open"]
         if shown:
             table([[f"{p}/tcp", s] for p, s in shown], ["PORT", "STATE"])
-        if len(ports.tcp) > 30:
+        if not every:
+            closed, filtered = len(r.with_state("closed")), len(r.with_state("filtered"))
             print(f"not shown: {closed} closed, {filtered} filtered")
         print()
     return 0

@@ -58,31 +58,36 @@ class SocketsService:
     def current(self) -> dict[bytes, Listener]:
         return listeners(read_sockets())
 
+    def _load(self) -> tuple[int, dict[bytes, Listener]]:
+        """The current baseline version (0: none) and its listeners."""
+        v = self.store.baseline_version(PART)
+        if v is None:
+            return 0, {}
+        entries = self.store.baseline_entries(PART)
+        return v.version, {k: Listener.from_text(t) for k, t in entries}
+
     def baseline(self) -> dict[bytes, Listener] | None:
-        if self.store.baseline_version(PART) is None:
-            return None
-        return {k: Listener.from_text(v) for k, v in self.store.baseline_entries(PART)}
+        version, base = self._load()
+        return base if version else None
 
     def check(self, current: dict[bytes, Listener] | None = None) -> CheckResult:
         cur = self.current() if current is None else current
-        base = self.baseline()
-        v = self.store.baseline_version(PART)
-        if base is None:
+        version, base = self._load()
+        if not version:
             return CheckResult(None, [])
-        return CheckResult(v.version if v else None, compare(base, cur, self.ignores))
+        return CheckResult(version, compare(base, cur, self.ignores))
 
     def accept(
         self, current: dict[bytes, Listener] | None = None, note: str = "accept"
     ) -> tuple[int, int]:
         """Make ``current`` the new baseline version; return (version, number of changes)."""
         cur = self.current() if current is None else current
-        base = self.baseline() or {}
+        previous, base = self._load()
         changes: dict[bytes, str | None] = {
             k: v.text() for k, v in cur.items() if k not in base or base[k] != v
         }
         changes.update({k: None for k in base.keys() - cur.keys()})
-        v = self.store.baseline_version(PART)
-        version = (v.version if v else 0) + 1
+        version = previous + 1
         digest, count = digest_entries(sorted((k, x.text()) for k, x in cur.items()))
         self.store.commit_baseline(
             PART,

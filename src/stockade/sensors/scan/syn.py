@@ -51,8 +51,6 @@ class SynBuilder:
         self.sport, self.seq = sport, seq
         self.v6 = ":" in dst
         length = 20 + len(_MSS)
-        self._head = struct.pack("!HH", sport, 0)
-        self._tail_fmt = "!IIBBHHH"
         pseudo = b""
         if not self.v6:
             pseudo = (
@@ -60,8 +58,8 @@ class SynBuilder:
                 + ipaddress.IPv4Address(dst).packed
                 + struct.pack("!BBH", 0, socket.IPPROTO_TCP, length)
             )
-        base = self._segment(0, 0)
-        self._base_sum = _sum16(pseudo + base) if not self.v6 else 0
+        # the sum of everything but the destination port, which syn() adds per packet
+        self._base_sum = 0 if self.v6 else _sum16(pseudo + self._segment(0, 0))
 
     def _segment(self, dport: int, checksum: int) -> bytes:
         return (
