@@ -7,12 +7,14 @@ scans, banners, certificates, baselines and nmap XML output are not built yet (s
 from __future__ import annotations
 
 import argparse
-import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stockade.cli.output import json_line, table
 from stockade.errors import StockadeError, UsageError
+
+if TYPE_CHECKING:
+    from stockade.sensors.scan.report import HostReport
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -48,9 +50,8 @@ def _resolve(name: str) -> list[str]:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from stockade.sensors.scan.connect import connect_scan
+    from stockade.sensors.scan.pipeline import ScanOptions, scan_hosts
     from stockade.sensors.scan.ports import parse_ports
-    from stockade.sensors.scan.syn import syn_scan
     from stockade.sensors.scan.targets import expand, parse_spec, parse_target_file
 
     if args.retries < 0 or args.rate < 0:
@@ -70,34 +71,25 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not ports.tcp:
         raise UsageError("-p: no TCP port to scan (UDP scans are not built yet)")
     targets = expand(specs, exclude, resolve=_resolve)
-    use_syn = args.syn or (not args.connect and os.geteuid() == 0)
-    scanner = syn_scan if use_syn else connect_scan
-    for t in targets:
-        r = scanner(t.address, ports.tcp, retries=args.retries, rate=args.rate)
-        answered = any(s != "filtered" for s in r.ports.values())
+    method = "syn" if args.syn else "connect" if args.connect else "auto"
+    opts = ScanOptions(tcp=list(ports.tcp), method=method, retries=args.retries, rate=args.rate)
+    for report in scan_hosts(targets, opts):
         if args.json:
-            json_line(
-                {
-                    "address": t.address,
-                    "name": t.name,
-                    "state": "up" if answered else "down",
-                    "elapsed": round(r.elapsed, 3),
-                    "ports": [
-                        {"port": p, "proto": "tcp", "state": s} for p, s in sorted(r.ports.items())
-                    ],
-                }
-            )
+            json_line(report.to_json())
             continue
-        label = f"{t.address} ({t.name})" if t.name else t.address
-        print(
-            f"{label}: {'up' if answered else 'down'}, {len(ports.tcp)} ports in {r.elapsed:.2f} s"
-        )
-        every = len(ports.tcp) <= 30
-        shown = [(p, s) for p, s in sorted(r.ports.items()) if every or s == "open"]
-        if shown:
-            table([[f"{p}/tcp", s] for p, s in shown], ["PORT", "STATE"])
-        if not every:
-            closed, filtered = len(r.with_state("closed")), len(r.with_state("filtered"))
-            print(f"not shown: {closed} closed, {filtered} filtered")
-        print()
+        print_host(report)
     return 0
+
+
+def print_host(report: HostReport) -> None:
+    label = f"{report.address} ({report.name})" if report.name else report.address
+    print(f"{label}: {report.state}, {len(report.ports)} ports in {report.elapsed:.2f} s")
+    every = len(report.ports) <= 30
+    shown = [p for p in report.ports if every or p.state == "open"]
+    if shown:
+        table([[f"{p.port}/{p.proto}", p.state] for p in shown], ["PORT", "STATE"])
+    if not every:
+        closed = sum(p.state == "closed" for p in report.ports)
+        filtered = sum(p.state == "filtered" for p in report.ports)
+        print(f"not shown: {closed} closed, {filtered} filtered")
+    print()
