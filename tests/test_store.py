@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stockade.errors import StoreError
-from stockade.model import Alert, Event, Severity
+from stockade.model import Alert, Event, ScanRecord, Severity
 from stockade.store import SqliteStore
 from stockade.store.migrations import MIGRATIONS
 
@@ -113,3 +113,20 @@ def test_concurrent_reader_while_writing(tmp_path: Path) -> None:
         [Alert(part="p", kind="k", subject=str(i), severity=Severity.LOW) for i in range(100)]
     )
     assert len(r.list_alerts()) == 100
+
+
+def test_scans_are_stored_listed_and_pruned(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    ids = [
+        store.add_scan(ScanRecord(g, float(t), float(t) + 1, f'[{{"n": {t}}}]', hosts_up=t))
+        for t, g in [(1, "lan"), (2, "dmz"), (3, "lan"), (4, "lan")]
+    ]
+    assert [s.started for s in store.list_scans(group="lan")] == [1.0, 3.0, 4.0]
+    assert [s.started for s in store.list_scans(group="lan", limit=2)] == [3.0, 4.0]
+    assert len(store.list_scans()) == 4
+    got = store.get_scan(ids[1])
+    assert got is not None and (got.group, got.hosts, got.hosts_up) == ("dmz", '[{"n": 2}]', 2)
+    assert store.get_scan(999) is None
+    assert store.prune_scans("lan", 1) == 2
+    assert [s.started for s in store.list_scans()] == [2.0, 4.0]
+    store.close()

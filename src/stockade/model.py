@@ -82,3 +82,18 @@ class Alert:
     time: float = field(default_factory=time.time)
     id: int | None = None
     acknowledged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRecord:
+    """One stored round of a scan group: its hosts as JSON (a list of host objects)."""
+
+    group: str
+    started: float
+    finished: float
+    hosts: str  # JSON: a list of host snapshots
+    hosts_up: int = 0
+    hosts_total: int = 0
+    open_ports: int = 0
+    meta: str = "{}"
+    id: int | None = None

@@ -10,7 +10,10 @@ import argparse
 import socket
 from typing import TYPE_CHECKING, Any
 
+from stockade.cli import scan_baseline
+from stockade.cli.main import make_context
 from stockade.cli.output import json_line, table
+from stockade.cli.scan_baseline import ACTIONS
 from stockade.errors import StockadeError, UsageError
 
 if TYPE_CHECKING:
@@ -25,7 +28,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="TCP SYN scan (as root) or connect scan with nmap's flags: "
         "stockade scan 10.0.0.0/24 -p 22,80,8000-8100 --exclude 10.0.0.1",
     )
-    p.add_argument("targets", nargs="*", metavar="TARGET", help="address, CIDR, range or name")
+    p.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="address, CIDR, range or name; or check|list|diff|accept for the scan groups",
+    )
+    p.add_argument("--group", metavar="NAME", help="scan group (check, list, diff, accept)")
     p.add_argument("-p", dest="ports", default="top100", help="ports (default top100; - = all)")
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("-sT", dest="connect", action="store_true", help="TCP connect scan")
@@ -54,6 +63,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from stockade.sensors.scan.ports import parse_ports
     from stockade.sensors.scan.targets import expand, parse_spec, parse_target_file
 
+    if args.targets and args.targets[0] in ACTIONS:
+        return scan_baseline.run(args.targets[0], args.targets[1:], args, make_context(args))
+    if args.group:
+        raise UsageError("--group goes with scan check|list|diff|accept")
     if args.retries < 0 or args.rate < 0:
         raise UsageError("--retries and --rate must be 0 or more")
     specs = [parse_spec(t) for t in args.targets]

@@ -325,9 +325,94 @@ class SocketsSection(_Section):
         return v
 
 
+class ScanGroup(_Section):
+    name: str
+    targets: list[str] = Field(description="addresses, CIDR ranges, a-b ranges, host names, @FILE")
+    exclude: list[str] = Field(default_factory=list, description="targets left out")
+    ports: str = Field("top100", description="TCP ports: 22,80,8000-8100, - (all), top100")
+    udp_ports: str = Field("", description="UDP ports (each with its protocol probe); empty = none")
+    scan: Literal["auto", "connect", "syn"] = Field("auto", description="auto: SYN when root")
+    discovery: Literal["auto", "none"] = Field(
+        "auto", description="auto: find live hosts first, as nmap; none: as nmap -Pn"
+    )
+    banners: bool = Field(True, description="read the banner of every open TCP port")
+    tls_ports: list[int] = Field(
+        default_factory=lambda: [443, 465, 636, 853, 993, 995, 5061, 8443],
+        description="ports whose TLS certificate is recorded",
+    )
+    cert_expiry_days: int = Field(14, ge=0, description="alert when a certificate expires sooner")
+    traceroute: bool = Field(
+        False, description="record the path to each host; alert when it changes"
+    )
+    key_by_mac: bool = Field(True, description="on the local link, key hosts by MAC address")
+    schedule: Duration = Field(3600.0, description="interval between rounds in `run`")
+    retries: int = Field(2, ge=0, le=10, description="tries after the first for a silent port")
+    rate: int = Field(0, ge=0, description="new probes a second per worker; 0 = no cap")
+    severity: SeverityName = "high"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", v):
+            raise ValueError(f"group name {v!r}: use letters, digits, '-', '_' and '.'")
+        return v
+
+    @field_validator("targets", "exclude")
+    @classmethod
+    def _targets(cls, v: list[str]) -> list[str]:
+        from stockade.errors import StockadeError
+        from stockade.sensors.scan.targets import parse_spec
+
+        for text in v:
+            if text.startswith("@"):
+                continue  # a file of targets, read when the group is scanned
+            try:
+                parse_spec(text)
+            except StockadeError as e:
+                raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("ports", "udp_ports")
+    @classmethod
+    def _ports(cls, v: str) -> str:
+        from stockade.errors import StockadeError
+        from stockade.sensors.scan.ports import parse_ports
+
+        if v.strip():
+            try:
+                parse_ports(v)
+            except StockadeError as e:
+                raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("tls_ports")
+    @classmethod
+    def _tls(cls, v: list[int]) -> list[int]:
+        bad = [p for p in v if not 0 < p < 65536]
+        if bad:
+            raise ValueError(f"port {bad[0]}: ports are 1-65535")
+        return v
+
+
+class ScanSection(_Section):
+    enabled: bool = Field(True, description="scan the groups on their schedules in `run`")
+    workers: int = Field(0, ge=0, le=64, description="scanner processes; 0 = one per CPU")
+    groups: list[ScanGroup] = Field(default_factory=list, description="named target groups")
+
+    @model_validator(mode="after")
+    def _unique(self) -> ScanSection:
+        seen: set[str] = set()
+        for i, g in enumerate(self.groups):
+            if g.name in seen:
+                raise ValueError(f"@groups[{i}].name: group {g.name!r} is defined twice")
+            seen.add(g.name)
+        return self
+
+
 class Config(_Section):
     stockade: StockadeSection = Field(default_factory=StockadeSection)
     store: StoreSection = Field(default_factory=StoreSection)
     files: FilesSection = Field(default_factory=FilesSection)
     logs: LogsSection = Field(default_factory=LogsSection)
     sockets: SocketsSection = Field(default_factory=SocketsSection)
+    scan: ScanSection = Field(default_factory=ScanSection)

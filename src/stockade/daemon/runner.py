@@ -35,6 +35,10 @@ def build_parts(ctx: Context) -> list[Part]:
         from stockade.parts.sockets.daemon import SocketsPart
 
         parts.append(SocketsPart(ctx))
+    if ctx.config.scan.enabled and ctx.config.scan.groups:
+        from stockade.parts.scan.daemon import ScanPart
+
+        parts.append(ScanPart(ctx))
     return parts
 
 

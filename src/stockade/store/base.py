@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from stockade.model import Alert, BanRecord, Event, Severity
+from stockade.model import Alert, BanRecord, Event, ScanRecord, Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,17 @@ class Store(Protocol):
 
     def count_bans(self, address: str, *, jail: str | None = None) -> int:
         """How many times ``address`` was banned (in ``jail``, or in any jail)."""
+        ...
+
+    # network scans
+    def add_scan(self, scan: ScanRecord) -> int: ...
+    def list_scans(self, *, group: str | None = None, limit: int | None = None) -> list[ScanRecord]:
+        """Stored scans, oldest first (the newest ``limit`` when given)."""
+        ...
+
+    def get_scan(self, scan_id: int) -> ScanRecord | None: ...
+    def prune_scans(self, group: str, keep: int) -> int:
+        """Delete all but the newest ``keep`` scans of ``group``; return how many went."""
         ...
 
     # small state: log positions, cursors, last-check times

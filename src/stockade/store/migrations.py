@@ -74,4 +74,19 @@ MIGRATIONS: list[str] = [
     CREATE INDEX bans_address ON bans(address);
     CREATE INDEX bans_open ON bans(until) WHERE lifted IS NULL;
     """,
+    # 3: stored network scans (one row a round of a scan group; hosts as JSON)
+    """
+    CREATE TABLE scans (
+        id INTEGER PRIMARY KEY,
+        grp TEXT NOT NULL,
+        started REAL NOT NULL,
+        finished REAL NOT NULL,
+        hosts_up INTEGER NOT NULL,
+        hosts_total INTEGER NOT NULL,
+        open_ports INTEGER NOT NULL,
+        meta TEXT NOT NULL,
+        hosts TEXT NOT NULL
+    );
+    CREATE INDEX scans_grp ON scans(grp, started);
+    """,
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stockade.errors import StoreError
-from stockade.model import Alert, BanRecord, Event, Severity
+from stockade.model import Alert, BanRecord, Event, ScanRecord, Severity
 from stockade.store.base import BaselineVersion
 from stockade.store.migrations import MIGRATIONS
 
@@ -337,6 +337,52 @@ class SqliteStore:
         (n,) = self._db.execute(sql, args).fetchone()
         return int(n)
 
+    # -- scans ---------------------------------------------------------------------------
+
+    _SCAN_COLS = "grp, started, finished, hosts_up, hosts_total, open_ports, meta, hosts"
+
+    def add_scan(self, scan: ScanRecord) -> int:
+        with self._write():
+            cur = self._db.execute(
+                f"INSERT INTO scans ({self._SCAN_COLS}) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    scan.group,
+                    scan.started,
+                    scan.finished,
+                    scan.hosts_up,
+                    scan.hosts_total,
+                    scan.open_ports,
+                    scan.meta,
+                    scan.hosts,
+                ),
+            )
+        return int(cur.lastrowid or 0)
+
+    def list_scans(self, *, group: str | None = None, limit: int | None = None) -> list[ScanRecord]:
+        sql = f"SELECT id, {self._SCAN_COLS} FROM scans"
+        args: list[Any] = []
+        if group is not None:
+            sql += " WHERE grp = ?"
+            args.append(group)
+        sql += " ORDER BY started DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_scan(r) for r in self._db.execute(sql, args)][::-1]
+
+    def get_scan(self, scan_id: int) -> ScanRecord | None:
+        sql = f"SELECT id, {self._SCAN_COLS} FROM scans WHERE id = ?"
+        row = self._db.execute(sql, (scan_id,)).fetchone()
+        return None if row is None else _scan(row)
+
+    def prune_scans(self, group: str, keep: int) -> int:
+        keep_ids = [s.id for s in self.list_scans(group=group, limit=max(keep, 0))]
+        marks = ",".join("?" * len(keep_ids)) or "NULL"
+        with self._write():
+            cur = self._db.execute(
+                f"DELETE FROM scans WHERE grp = ? AND id NOT IN ({marks})", [group, *keep_ids]
+            )
+        return cur.rowcount
+
     # -- small state ---------------------------------------------------------------------
 
     def get_state(self, key: str) -> str | None:
@@ -358,6 +404,20 @@ class SqliteStore:
 
     def _write(self) -> _Transaction:
         return _Transaction(self._db, self.path)
+
+
+def _scan(r: tuple[Any, ...]) -> ScanRecord:
+    return ScanRecord(
+        id=r[0],
+        group=r[1],
+        started=r[2],
+        finished=r[3],
+        hosts_up=r[4],
+        hosts_total=r[5],
+        open_ports=r[6],
+        meta=r[7],
+        hosts=r[8],
+    )
 
 
 def _record(row: tuple[Any, ...]) -> dict[str, Any]:

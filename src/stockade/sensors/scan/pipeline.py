@@ -25,6 +25,9 @@ class ScanOptions:
     discovery: str = "none"  # none | auto (what nmap does by default)
     retries: int = 2
     rate: int = 0
+    banners: bool = False
+    tls_ports: list[int] = field(default_factory=list)
+    traceroute: bool = False
 
     @property
     def use_syn(self) -> bool:
