@@ -3,9 +3,6 @@ shape against nmap's DTD, certificates as nmap's ssl-cert script, malformed and 
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import ipaddress
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -13,8 +10,6 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
@@ -37,8 +32,8 @@ from stockade.sensors.scan.nmapxml.tables import (
     vendor_of,
 )
 from stockade.sensors.scan.nmapxml.write import port_reason, xml_text
-from stockade.sensors.scan.report import Cert, Hop, HostReport, PortReport
-from tests.scan.xmlcheck import dtd_errors, dtd_for, need_tools
+from stockade.sensors.scan.report import Hop, HostReport, PortReport
+from tests.scan.xmlcheck import dtd_errors, dtd_for, make_cert, need_tools
 
 # --- port lists and nmap's tables --------------------------------------------------------
 
@@ -110,50 +105,13 @@ def test_port_reasons_are_nmaps(proto: str, state: str, scan: str, reason: str) 
 # --- certificates -------------------------------------------------------------------------
 
 
-def make_cert() -> tuple[x509.Certificate, Cert]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, "lab.example"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Lab & Co, <Test>"),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "a/b"),
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
-        ]
-    )
-    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Lab CA")])
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    sans = x509.SubjectAlternativeName(
-        [x509.DNSName("lab.example"), x509.IPAddress(ipaddress.ip_address("10.9.0.1"))]
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(sans, critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    model = Cert(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        sans=["lab.example", "10.9.0.1"],
-        not_before=cert.not_valid_before_utc.isoformat(),
-        not_after=cert.not_valid_after_utc.isoformat(),
-        sha256=hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),
-    )
-    return cert, model
-
-
 def test_ssl_cert_script_has_nmaps_shape() -> None:
-    cert, model = make_cert()
+    _key, cert, model = make_cert()
     script = ssl_cert_script(model)
     out = script.get("output", "").splitlines()
-    assert out[0] == (
-        "Subject: commonName=lab.example/organizationName=Lab & Co, <Test>"
-        "/organizationalUnitName=a/b/countryName=DE"
+    # nmap's output line names four attributes; its tables (and ours) hold all
+    assert (
+        out[0] == "Subject: commonName=lab.example/organizationName=Lab & Co, <Test>/countryName=DE"
     )
     assert out[1] == "Subject Alternative Name: DNS:lab.example, IP Address:10.9.0.1"
     assert out[2] == "Issuer: commonName=Lab CA"
@@ -171,7 +129,7 @@ def test_ssl_cert_script_has_nmaps_shape() -> None:
 
 
 def test_certificate_comes_back_from_our_script_and_from_pem() -> None:
-    cert, model = make_cert()
+    _key, cert, model = make_cert()
     script = ssl_cert_script(model)
     assert cert_from_script(script) == model
     pem = cert.public_bytes(Encoding.PEM).decode()
@@ -180,6 +138,15 @@ def test_certificate_comes_back_from_our_script_and_from_pem() -> None:
     ET.SubElement(with_pem, "elem", key="pem").text = pem
     with_pem.set("output", "Subject: garbage")  # the PEM is what counts when it is there
     assert cert_from_script(with_pem) == model
+    # a script with nmap's tables only: the attributes in the usual order
+    bare = ET.fromstring(ET.tostring(script))
+    for elem in bare.findall("elem"):
+        if elem.get("key", "").endswith("_rfc4514"):
+            bare.remove(elem)
+    got = cert_from_script(bare)
+    assert got is not None
+    assert got.subject == "CN=lab.example,OU=a/b,O=Lab & Co\\, \\<Test\\>,C=DE"
+    assert (got.issuer, got.sans, got.sha256) == (model.issuer, model.sans, model.sha256)
     assert cert_from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----") is None
     assert cert_from_script(ET.Element("script", id="ssl-cert", output="nothing")) is None
 
@@ -205,7 +172,7 @@ def test_rfc4514_strings_match_cryptography(value: str) -> None:
 
 
 def sample_hosts() -> list[HostReport]:
-    _, model = make_cert()
+    _key, _cert, model = make_cert()
     up = HostReport(
         "10.9.0.2",
         name='lab & "friends" <x>',

@@ -2,11 +2,16 @@
 script shapes it in XML, and back.
 
 nmap writes the subject and issuer as tables keyed by OpenSSL's long attribute names
-(``commonName``, ``organizationName`` …), the validity as ``notBefore``/``notAfter`` in UTC
-without a zone, fingerprints as lower-case hex elements, and a text ``output`` with one line
-per fact (``Subject: commonName=a/organizationName=b``). stockade keeps names as RFC 4514
+(``commonName``, ``organizationName`` …, sorted by key), the validity as ``notBefore``/
+``notAfter`` in UTC without a zone, fingerprints as lower-case hex elements, and a text
+``output`` with one line per fact, whose names show (at nmap's default verbosity) only the
+common name, organisation, state and country, in that order. stockade keeps names as RFC 4514
 strings (``CN=a,O=b``, most significant attribute last); this module converts between the two.
-Reading prefers the ``pem`` element nmap adds, which gives the exact certificate.
+
+The tables lose the certificate's attribute order, so stockade adds two elements nmap's tools
+pass over, ``subject_rfc4514`` and ``issuer_rfc4514``, and reads its own files back exactly.
+Reading nmap's files prefers the ``pem`` element nmap adds (the exact certificate); without
+either, the attributes are put in the usual order (country first, common name last).
 """
 
 from __future__ import annotations
@@ -57,6 +62,13 @@ SHORT_NAMES = {
     "0.9.2342.19200300.100.1.25": "DC",
 }
 _OID_BY_LONG = {v: k for k, v in LONG_NAMES.items()}
+#: The attributes nmap's ssl-cert shows in its output at the default verbosity, in its order.
+SHOWN = ("commonName", "organizationName", "stateOrProvinceName", "countryName")
+#: The usual order of attributes in a certificate's name (most significant first).
+_USUAL = tuple(
+    "domainComponent countryName stateOrProvinceName localityName streetAddress "
+    "organizationName organizationalUnitName commonName".split()
+)
 _OID = re.compile(r"\d+(\.\d+)+")
 _SAN_PREFIX = re.compile(r"^(DNS|IP Address|IP|email|URI):", re.IGNORECASE)
 
@@ -106,7 +118,16 @@ def escape_rfc4514(value: str) -> str:
 
 
 def _slashed(fields: list[tuple[str, str]], raw: str) -> str:
-    return "/".join(f"{k}={v}" for k, v in fields) if fields else raw
+    """The name as nmap's output line shows it: the attributes of :data:`SHOWN`."""
+    if not fields:
+        return raw
+    values = dict(reversed(fields))  # the first value of a key, as nmap's table keeps
+    return "/".join(f"{k}={values[k]}" for k in SHOWN if k in values)
+
+
+def _usual_order(fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    rank = {k: i for i, k in enumerate(_USUAL)}
+    return sorted(fields, key=lambda f: (rank.get(f[0], len(rank)), f[0]))
 
 
 def _split_slashed(text: str) -> list[tuple[str, str]]:
@@ -184,6 +205,8 @@ def ssl_cert_script(cert: Cert) -> ET.Element:
     script = ET.Element("script", id="ssl-cert", output="\n".join(lines))
     _table(script, "subject", sorted(subject))
     _table(script, "issuer", sorted(issuer))
+    ET.SubElement(script, "elem", key="subject_rfc4514").text = cert.subject
+    ET.SubElement(script, "elem", key="issuer_rfc4514").text = cert.issuer
     if sans:
         extensions = ET.SubElement(script, "table", key="extensions")
         _table(extensions, None, [("name", "X509v3 Subject Alternative Name"), ("value", sans)])
@@ -247,9 +270,13 @@ def cert_from_script(script: ET.Element) -> Cert | None:
     tables = {t.get("key"): t for t in script.findall("table")}
     names: dict[str, str] = {}
     for which, label in (("subject", "Subject"), ("issuer", "Issuer")):
-        line = _output_line(output, label)
-        fields = _split_slashed(line) if line else sorted(_elems(tables.get(which)).items())
-        names[which] = rfc4514_of(fields) or (line or "")
+        exact = top.get(f"{which}_rfc4514")
+        if exact is not None:
+            names[which] = exact
+            continue
+        line = _output_line(output, label) or ""
+        fields = list(_elems(tables.get(which)).items()) or _split_slashed(line)
+        names[which] = rfc4514_of(_usual_order(fields)) or line
     validity = _elems(tables.get("validity"))
     not_before = validity.get("notBefore") or _output_line(output, "Not valid before") or ""
     not_after = validity.get("notAfter") or _output_line(output, "Not valid after") or ""
