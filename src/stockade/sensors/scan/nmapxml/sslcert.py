@@ -65,9 +65,15 @@ _OID_BY_LONG = {v: k for k, v in LONG_NAMES.items()}
 #: The attributes nmap's ssl-cert shows in its output at the default verbosity, in its order.
 SHOWN = ("commonName", "organizationName", "stateOrProvinceName", "countryName")
 #: The usual order of attributes in a certificate's name (most significant first).
-_USUAL = tuple(
-    "domainComponent countryName stateOrProvinceName localityName streetAddress "
-    "organizationName organizationalUnitName commonName".split()
+_USUAL = (
+    "domainComponent",
+    "countryName",
+    "stateOrProvinceName",
+    "localityName",
+    "streetAddress",
+    "organizationName",
+    "organizationalUnitName",
+    "commonName",
 )
 _OID = re.compile(r"\d+(\.\d+)+")
 _SAN_PREFIX = re.compile(r"^(DNS|IP Address|IP|email|URI):", re.IGNORECASE)
