@@ -385,3 +385,71 @@ def test_any_bytes_give_reports_or_a_stockade_error(data: bytes) -> None:
         assert re.match(r"fuzz\.xml:\d+: ", str(e)) and "\n" not in str(e)
         return
     assert isinstance(hosts, list)
+
+
+values = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12) | st.sampled_from(
+    [
+        "",
+        "1",
+        "22",
+        "²",
+        "65536",
+        "1-3",
+        "tcp",
+        "up",
+        "open",
+        "ipv6",
+        "mac",
+        "9999-12-31T23:59:59-01:00",
+    ]
+)
+
+
+@st.composite
+def nmap_documents(draw: st.DrawFn) -> str:
+    """nmap-shaped documents with arbitrary values where nmap puts values."""
+
+    def attrs(*names: str) -> dict[str, str]:
+        return {
+            n: xml_text(draw(values)) for n in draw(st.lists(st.sampled_from(names), unique=True))
+        }
+
+    root = ET.Element("nmaprun")
+    for _ in range(draw(st.integers(0, 2))):
+        host = ET.SubElement(root, "host", attrs("starttime", "endtime"))
+        if draw(st.booleans()):
+            ET.SubElement(host, "status", attrs("state", "reason"))
+        for _ in range(draw(st.integers(0, 2))):
+            ET.SubElement(host, "address", attrs("addr", "addrtype"))
+        ET.SubElement(host, "times", attrs("srtt"))
+        ports = ET.SubElement(host, "ports")
+        extra = ET.SubElement(ports, "extraports", attrs("state", "count"))
+        ET.SubElement(extra, "extrareasons", attrs("reason", "proto", "ports"))
+        port = ET.SubElement(ports, "port", attrs("protocol", "portid"))
+        ET.SubElement(port, "state", attrs("state"))
+        script = ET.SubElement(
+            port, "script", {"id": draw(st.sampled_from(["banner", "ssl-cert"])), **attrs("output")}
+        )
+        for key in draw(
+            st.lists(st.sampled_from(["pem", "sha256", "subject_rfc4514"]), unique=True)
+        ):
+            ET.SubElement(script, "elem", key=key).text = xml_text(draw(values))
+        table = ET.SubElement(script, "table", key=draw(st.sampled_from(["subject", "validity"])))
+        ET.SubElement(
+            table, "elem", key=draw(st.sampled_from(["commonName", "notBefore", "x"]))
+        ).text = xml_text(draw(values))
+        trace = ET.SubElement(host, "trace")
+        ET.SubElement(trace, "hop", attrs("ttl", "ipaddr", "rtt"))
+    return ET.tostring(root, encoding="unicode")
+
+
+@settings(max_examples=300, deadline=None)
+@given(nmap_documents())
+def test_nmap_shaped_documents_give_reports_or_a_stockade_error(text: str) -> None:
+    try:
+        hosts = read_nmap_xml(text, "fuzz.xml")
+    except StockadeError as e:
+        assert re.match(r"fuzz\.xml:\d+: <\w+> ", str(e)) and "\n" not in str(e)
+        return
+    for host in hosts:
+        assert host.address and all(0 <= p.port <= 65535 for p in host.ports)

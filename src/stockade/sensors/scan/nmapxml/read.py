@@ -94,12 +94,12 @@ class _Reader:
         if trace is not None:
             report.path = self.path(trace)
         times = element.find("times")
-        srtt = None if times is None else times.get("srtt", "")
-        if srtt and srtt.isdigit():
-            report.rtt = int(srtt) / 1e6
-        start, end = element.get("starttime", ""), element.get("endtime", "")
-        if start.isdigit() and end.isdigit():
-            report.elapsed = float(max(0, int(end) - int(start)))
+        srtt = _whole(None if times is None else times.get("srtt"))
+        if srtt is not None:
+            report.rtt = srtt / 1e6
+        start, end = _whole(element.get("starttime")), _whole(element.get("endtime"))
+        if start is not None and end is not None:
+            report.elapsed = float(max(0, end - start))
         return report
 
     def ports(self, element: ET.Element) -> list[PortReport]:
@@ -144,6 +144,13 @@ class _Reader:
             hops[ttl] = Hop(ttl, hop.get("ipaddr") or None, rtts)
         last = max(hops, default=0)
         return [hops.get(ttl) or Hop(ttl, None, []) for ttl in range(1, last + 1)]
+
+
+def _whole(text: str | None) -> int | None:
+    """A whole number written in ASCII digits, else None."""
+    if text is None or not re.fullmatch(r"\d{1,15}", text.strip(), re.ASCII):
+        return None
+    return int(text)
 
 
 def _parse(text: str | bytes, source: str) -> tuple[ET.Element, dict[int, int]]:

@@ -153,10 +153,10 @@ def nmap_time(iso: str) -> str:
     """ISO 8601 (any zone) -> nmap's ``2026-11-26T17:17:30`` (UTC, no zone)."""
     try:
         when = datetime.fromisoformat(iso)
-    except ValueError:
+        if when.tzinfo is not None:
+            when = when.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         return iso
-    if when.tzinfo is not None:
-        when = when.astimezone(UTC).replace(tzinfo=None)
     return when.strftime("%Y-%m-%dT%H:%M:%S")
 
 
@@ -164,9 +164,9 @@ def iso_time(nmap: str) -> str:
     """nmap's validity time (UTC, usually no zone) -> ISO 8601 with ``+00:00``."""
     try:
         when = datetime.fromisoformat(nmap.strip())
-    except ValueError:
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):
         return nmap
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     return when.isoformat()
 
 
@@ -247,7 +247,7 @@ def cert_from_pem(pem: str) -> Cert | None:
             not_after=c.not_valid_after_utc.isoformat(),
             sha256=hashlib.sha256(c.public_bytes(Encoding.DER)).hexdigest(),
         )
-    except ValueError:
+    except Exception:  # a damaged certificate: cryptography raises more than ValueError
         return None
 
 
