@@ -105,7 +105,9 @@ def make_context(args: argparse.Namespace) -> Context:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # as given, for outputs that record the command line (scan -oX)
     try:
         return int(args.handler(args))
     except StockadeError as e:

@@ -1,14 +1,20 @@
-"""``stockade scan TARGET... [-p PORTS] [-sS|-sT] [-Pn] [--exclude T,...] [-iL FILE] [--json]``.
+"""``stockade scan TARGET... [-p PORTS] [-sS|-sT] [-Pn] [--exclude T,...] [-iL FILE] [--json]
+[-oX FILE]``.
 
-A TCP SYN (as root) or connect scan of the targets, with nmap's flags. Host discovery, UDP
-scans, banners, certificates, baselines and nmap XML output are not built yet (see the README).
+A TCP SYN (as root) or connect scan of the targets, with nmap's flags; ``-oX`` also writes
+nmap's XML (``-`` for standard output, which then carries the XML only), host by host, so an
+interrupted scan still leaves a whole file. Host discovery, UDP scans, banners, certificates
+and baselines are not built yet (see the README).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import socket
-from typing import TYPE_CHECKING, Any
+import sys
+import time
+from typing import TYPE_CHECKING, Any, TextIO
 
 from stockade.cli import scan_baseline
 from stockade.cli.main import make_context
@@ -17,6 +23,8 @@ from stockade.cli.scan_baseline import ACTIONS
 from stockade.errors import StockadeError, UsageError
 
 if TYPE_CHECKING:
+    from stockade.sensors.scan.nmapxml import NmapXmlWriter
+    from stockade.sensors.scan.pipeline import ScanOptions
     from stockade.sensors.scan.report import HostReport
 
 
@@ -47,6 +55,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--retries", type=int, default=2, help="tries after the first (default 2)")
     p.add_argument("--rate", type=int, default=0, help="new connections a second (0 = no cap)")
     p.add_argument("--json", action="store_true", help="one JSON object per host")
+    p.add_argument(
+        "-oX", dest="xml_out", metavar="FILE", help="also write nmap's XML to FILE (- = stdout)"
+    )
     p.set_defaults(handler=cmd_scan)
 
 
@@ -86,12 +97,67 @@ def cmd_scan(args: argparse.Namespace) -> int:
     targets = expand(specs, exclude, resolve=_resolve)
     method = "syn" if args.syn else "connect" if args.connect else "auto"
     opts = ScanOptions(tcp=list(ports.tcp), method=method, retries=args.retries, rate=args.rate)
-    for report in scan_hosts(targets, opts):
-        if args.json:
-            json_line(report.to_json())
-            continue
-        print_host(report)
+    xml = _XmlOut(args, opts) if args.xml_out else None
+    error: str | None = None
+    try:
+        for report in scan_hosts(targets, opts):
+            if xml is not None:
+                xml.host(report)
+                if xml.stream is sys.stdout:
+                    continue
+            if args.json:
+                json_line(report.to_json())
+                continue
+            print_host(report)
+    except BaseException as e:
+        error = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e) or repr(e)
+        raise
+    finally:
+        if xml is not None:
+            xml.close(error)
     return 0
+
+
+class _XmlOut:
+    """``-oX FILE``: the header at once, each host as it is done, the footer at the end."""
+
+    def __init__(self, args: argparse.Namespace, opts: ScanOptions) -> None:
+        from stockade.sensors.scan.nmapxml import NmapXmlWriter, ScanRun
+        from stockade.sensors.scan.nmapxml.tables import NMAP_XSL, mac_vendors, service_names
+
+        path: str = args.xml_out
+        if path == "-" and args.json:
+            raise UsageError("-oX - and --json both write to standard output; give -oX a file")
+        self.stream: TextIO = sys.stdout
+        if path != "-":
+            try:
+                self.stream = open(path, "w", encoding="utf-8")  # noqa: SIM115
+            except OSError as e:
+                raise StockadeError(
+                    f"-oX {path}: cannot write: {e.strerror}; name a file in a writable folder"
+                ) from None
+        run = ScanRun(
+            args=shlex.join(["stockade", *getattr(args, "argv", [])]),
+            start=time.time(),
+            tcp=list(opts.tcp),
+            udp=list(opts.udp),
+            tcp_type="syn" if opts.use_syn else "connect",
+            stylesheet=NMAP_XSL.as_uri() if NMAP_XSL.exists() else None,
+        )
+        self.writer: NmapXmlWriter = NmapXmlWriter(run, service_names(), mac_vendors())
+        self._write(self.writer.header())
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+    def host(self, report: HostReport) -> None:
+        self._write(self.writer.host(report))
+
+    def close(self, error: str | None) -> None:
+        self._write(self.writer.footer(time.time(), error))
+        if self.stream is not sys.stdout:
+            self.stream.close()
 
 
 def print_host(report: HostReport) -> None:

@@ -1,9 +1,10 @@
 """One scan of one host, stage after stage, into a :class:`~.report.HostReport`.
 
 The stages: host discovery (unless ``discovery`` is ``none``), the TCP port scan (SYN as root,
-else connect), the UDP port scan, banners and TLS certificates of open TCP ports, and the path
-(traceroute). :class:`ScanOptions` says which stages run and how; it is plain data, so a work
-unit can carry it to another process or host.
+else connect), the UDP port scan, banners and TLS certificates of open TCP ports, the path
+(traceroute), and the MAC address of a host that answered on a local link (from the kernel's
+neighbour table, which the scan's own traffic filled). :class:`ScanOptions` says which stages
+run and how; it is plain data, so a work unit can carry it to another process or host.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from stockade.sensors.scan.neighbours import neighbour_mac
 from stockade.sensors.scan.report import DOWN, UP, HostReport, PortReport
 from stockade.sensors.scan.targets import Target
 
@@ -52,6 +54,8 @@ def scan_host(target: Target, opts: ScanOptions) -> HostReport:
             report.reason = "syn-ack" if "open" in answered else "reset"
         elif opts.discovery == "none":
             report.state, report.reason = DOWN, "no-response"
+    if report.state == UP:
+        report.mac = neighbour_mac(target.address)
     report.elapsed = time.monotonic() - start
     return report
 
