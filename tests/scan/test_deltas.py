@@ -59,13 +59,25 @@ def test_a_new_host_that_is_down_is_nothing() -> None:
     assert kinds([], [host("10.0.0.9", state="down")]) == []
 
 
-def test_mac_keyed_host_that_moved_is_the_same_host() -> None:
-    base = [host("10.0.0.2", 22, mac="02:00:00:00:00:01")]
-    moved = [host("10.0.0.7", 22, mac="02:00:00:00:00:01")]
-    assert kinds(base, moved) == []
-    # keyed by address, the same move is a host gone and a new one
-    a, b = d.snapshots(base, key_by_mac=False), d.snapshots(moved, key_by_mac=False)
-    assert [x.kind for x in d.compare(a, b)] == ["host-new", "host-down"]
+def test_host_that_moved_on_the_local_link_is_the_same_host() -> None:
+    mac = "02:00:00:00:00:01"
+    base = [host("10.0.0.2", 22, mac=mac)]
+    for cur in (
+        [host("10.0.0.7", 22, mac=mac)],
+        [host("10.0.0.2", state="down"), host("10.0.0.7", 22, mac=mac)],
+    ):
+        assert kinds(base, cur) == []
+        a, b = d.snapshots(base), d.snapshots(cur)
+        # a port change on the moved host is still seen, under its new address
+        b["ip:10.0.0.7"].ports.append(PortReport(80, "tcp", "open"))
+        assert [(x.kind, x.subject) for x in d.compare(a, b)] == [
+            ("port-opened", "10.0.0.7:80/tcp")
+        ]
+        # keyed by address, the same move is a host gone and a new one
+        assert sorted(x.kind for x in d.compare(a, d.snapshots(cur), key_by_mac=False)) == [
+            "host-down",
+            "host-new",
+        ]
 
 
 def test_banner_and_certificate_changes() -> None:
@@ -112,3 +124,11 @@ def test_paths() -> None:
     assert out[0].describe() == (
         "path to 10.3.0.2 changed: 10.1.0.1 10.2.0.1 10.3.0.2 -> 10.1.0.1 10.9.0.1 10.3.0.2"
     )
+
+
+def test_addresses_sharing_a_mac_stay_apart() -> None:
+    mac = "02:00:00:00:00:01"
+    base = [host("10.0.0.2", 22, mac=mac), host("10.0.0.3", 80, mac=mac)]
+    assert kinds(base, [host("10.0.0.2", 22, mac=mac), host("10.0.0.3", state="down")]) == [
+        ("host-down", "10.0.0.3")
+    ]

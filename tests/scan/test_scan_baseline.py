@@ -115,6 +115,21 @@ def test_host_down_and_back(instance: Instance, lab: Link) -> None:
     assert r.rc == 0 and deltas(r) == []
 
 
+def test_host_that_moves_on_the_link_is_no_change(instance: Instance, lab: Link) -> None:
+    configure(instance, targets=["10.78.0.2-6"], ports="22,80")
+    lab.right.serve_tcp([22])
+    assert cli(instance, lab, "check").rc == 0
+    # the host at .3 gets another lease: .5, same interface, same MAC
+    lab.right.run("ip", "addr", "del", "10.78.0.3/24", "dev", lab.right_if)
+    lab.right.run("ip", "addr", "add", "10.78.0.5/24", "dev", lab.right_if)
+    r = cli(instance, lab, "check", "--json")
+    assert r.rc == 0 and deltas(r) == []
+    # without MAC keys the same move is one host down and another up
+    configure(instance, targets=["10.78.0.2-6"], ports="22,80", key_by_mac=False)
+    r = cli(instance, lab, "check", "--json")
+    assert sorted(deltas(r)) == [("host-down", "10.78.0.3"), ("host-up", "10.78.0.5")]
+
+
 @pytest.mark.parametrize(
     "bad", ["", "--group nope", "diff 1 x", "diff 99 1", "accept x", "list extra"]
 )

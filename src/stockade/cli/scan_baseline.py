@@ -121,8 +121,7 @@ def _side(svc: ScanService, text: str, group: str | None) -> tuple[str, dict[str
     except ValueError:
         raise UsageError(f"scan diff: {text!r} is neither a scan id nor 'baseline'") from None
     rec = svc.scan(scan_id)
-    key_by_mac = next((g.key_by_mac for g in svc.cfg.groups if g.name == rec.group), True)
-    return rec.group, dict(svc.hosts(rec, key_by_mac))
+    return rec.group, dict(svc.hosts(rec))
 
 
 def _diff(svc: ScanService, args: argparse.Namespace, rest: list[str]) -> int:
@@ -138,7 +137,8 @@ def _diff(svc: ScanService, args: argparse.Namespace, rest: list[str]) -> int:
         rest = (rest or ["baseline"]) + [str(latest.id)]
     group_a, a = _side(svc, rest[0], args.group)
     group_b, b = _side(svc, rest[1], args.group or group_a)
-    deltas = compare(a, b)
+    key_by_mac = next((g.key_by_mac for g in svc.cfg.groups if g.name == group_b), True)
+    deltas = compare(a, b, key_by_mac)
     _print_deltas(deltas, args, group_b)
     if not args.json and not deltas:
         print(f"scan diff {rest[0]} {rest[1]}: no change")

@@ -2,9 +2,9 @@
 closed, banners and certificates changed, certificates close to expiry, paths changed.
 
 Scans are compared as *snapshots*: per host only what a baseline keeps (state, MAC, open ports
-with their banner and certificate, the path), keyed by MAC address when the host is on the
-local link and ``key_by_mac`` is on (so a DHCP lease that moves a host to another address is
-not a new host), else by address. Pure functions, no I/O.
+with their banner and certificate, the path), keyed by address; with ``key_by_mac`` a host of
+the local link that now answers at another address with the same MAC address is the same host
+(a DHCP lease that moved is not a new host and an old one down). Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -32,9 +32,7 @@ KINDS = (
 )
 
 
-def host_key(report: HostReport, key_by_mac: bool = True) -> str:
-    if key_by_mac and report.mac:
-        return "mac:" + report.mac.lower()
+def host_key(report: HostReport) -> str:
     return "ip:" + report.address
 
 
@@ -51,8 +49,28 @@ def snapshot(report: HostReport) -> HostReport:
     )
 
 
-def snapshots(reports: Iterable[HostReport], key_by_mac: bool = True) -> dict[str, HostReport]:
-    return {host_key(r, key_by_mac): snapshot(r) for r in reports}
+def snapshots(reports: Iterable[HostReport]) -> dict[str, HostReport]:
+    return {host_key(r): snapshot(r) for r in reports}
+
+
+def moved(base: Mapping[str, HostReport], current: Mapping[str, HostReport]) -> dict[str, str]:
+    """Hosts of the local link that answer at another address than in ``base``: the current
+    key of each mapped to its base key, matched by MAC address. Only a host that is up now where
+    nothing was up before is matched with one that was up before and is not now, so aliases
+    (several addresses on one interface) stay apart."""
+    gone: dict[str, list[str]] = {}
+    for k, old in base.items():
+        now = current.get(k)
+        if old.state == UP and old.mac and (now is None or now.state != UP):
+            gone.setdefault(old.mac.lower(), []).append(k)
+    out: dict[str, str] = {}
+    for k, cur in current.items():
+        before = base.get(k)
+        if cur.state == UP and cur.mac and (before is None or before.state != UP):
+            candidates = gone.get(cur.mac.lower())
+            if candidates:
+                out[k] = candidates.pop(0)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +177,18 @@ def _fact_deltas(key: str, address: str, was: PortReport, now: PortReport) -> li
     return out
 
 
-def compare(base: Mapping[str, HostReport], current: Mapping[str, HostReport]) -> list[Delta]:
-    """The deltas from ``base`` to ``current`` (both keyed snapshots)."""
+def compare(
+    base: Mapping[str, HostReport], current: Mapping[str, HostReport], key_by_mac: bool = True
+) -> list[Delta]:
+    """The deltas from ``base`` to ``current`` (both keyed snapshots). With ``key_by_mac``, a
+    host that moved to another address on the local link is the same host (see :func:`moved`)."""
     out: list[Delta] = []
+    pairs = moved(base, current) if key_by_mac else {}
+    taken = set(pairs.values())
     for key, cur in current.items():
-        old = base.get(key)
+        if key in taken and cur.state != UP:
+            continue  # its host answers at another address now
+        old = base.get(pairs.get(key, key))
         if old is None or old.state != UP:
             if cur.state == UP:
                 kind = HOST_NEW if old is None else HOST_UP
@@ -181,7 +206,7 @@ def compare(base: Mapping[str, HostReport], current: Mapping[str, HostReport]) -
                 )
             )
     for key, old in base.items():
-        if key not in current and old.state == UP:
+        if key not in current and key not in taken and old.state == UP:
             out.append(Delta(HOST_DOWN, key, old.address, old=UP, new="not seen"))
     return out
 

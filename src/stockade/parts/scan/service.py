@@ -3,7 +3,8 @@ accept, diff two stored scans, and turn deltas into alerts.
 
 Used by ``stockade scan check|list|diff|accept`` and by the scan part of ``stockade run``.
 Each group has a versioned store baseline named ``scan:<group>`` whose entries are host
-snapshots keyed by MAC or address (see :mod:`stockade.detectors.scan.deltas`); every round is
+snapshots keyed by address, matched by MAC on the local link when a host moved (see
+:mod:`stockade.detectors.scan.deltas`); every round is
 stored as a scan record, so any two can be compared later.
 
 A delta is reported only when a second look confirms it: the hosts and ports involved are
@@ -216,11 +217,11 @@ class ScanService:
         unconfirmed = 0
         if version is not None:
             base = self.baseline(g.name)
-            first = d.compare(base, d.snapshots(reports, g.key_by_mac))
+            first = d.compare(base, d.snapshots(reports), g.key_by_mac)
             if first:
                 reports = self._confirm(g, reports, first)
                 seen = {x.identity for x in first}
-                again = d.compare(base, d.snapshots(reports, g.key_by_mac))
+                again = d.compare(base, d.snapshots(reports), g.key_by_mac)
                 confirmed = [x for x in again if x.identity in seen]
                 unconfirmed = len(first) - len(confirmed)
         scan_id = self._store_scan(g, reports, start)
@@ -236,7 +237,7 @@ class ScanService:
 
     def expiring(self, g: ScanGroup, reports: list[HostReport]) -> list[d.Delta]:
         now = datetime.now(UTC)
-        return d.expiring(d.snapshots(reports, g.key_by_mac), now, g.cert_expiry_days)
+        return d.expiring(d.snapshots(reports), now, g.cert_expiry_days)
 
     def _store_scan(self, g: ScanGroup, reports: list[HostReport], start: float) -> int:
         snaps = [d.snapshot(r) for r in reports]
@@ -273,15 +274,15 @@ class ScanService:
         return scans[0] if scans else None
 
     @staticmethod
-    def hosts(record: ScanRecord, key_by_mac: bool = True) -> dict[str, HostReport]:
-        return d.snapshots((HostReport.from_json(h) for h in json.loads(record.hosts)), key_by_mac)
+    def hosts(record: ScanRecord) -> dict[str, HostReport]:
+        return d.snapshots(HostReport.from_json(h) for h in json.loads(record.hosts))
 
     def accept(
         self, group: str, scan_id: int | None = None, note: str = "accept"
     ) -> tuple[int, int]:
         """Make a stored scan of ``group`` (the latest by default) the baseline; return
         (version, number of host entries changed)."""
-        g = self.group(group)
+        self.group(group)  # it must be configured
         rec = self.scan(scan_id) if scan_id is not None else self.latest(group)
         if rec is None:
             raise StockadeError(
@@ -290,10 +291,7 @@ class ScanService:
             )
         if rec.group != group:
             raise StockadeError(f"scan {rec.id} belongs to group {rec.group!r}, not {group!r}")
-        cur = {
-            k: json.dumps(h.to_json(), sort_keys=True)
-            for k, h in self.hosts(rec, g.key_by_mac).items()
-        }
+        cur = {k: json.dumps(h.to_json(), sort_keys=True) for k, h in self.hosts(rec).items()}
         part = baseline_part(group)
         v = self.store.baseline_version(part)
         previous = v.version if v else 0
