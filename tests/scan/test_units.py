@@ -25,6 +25,7 @@ from stockade.sensors.scan.units import (
     result_hosts,
     split,
 )
+from tests.netns import Namespaces, unavailable
 
 
 def targets(n: int) -> list[Target]:
@@ -158,3 +159,31 @@ def test_worker_process_answers_each_unit() -> None:
     for line in lines[1:]:
         with pytest.raises(UnitError):
             result_hosts(line)
+
+
+def test_workers_share_a_round_and_agree_with_one_process(netns: Namespaces) -> None:
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    scanner, target = netns.create("wus"), netns.create("wut")
+    addrs = [f"10.79.0.{i}" for i in range(2, 6)]
+    netns.link(scanner, target, ["10.79.0.1/24"], [f"{a}/24" for a in addrs])
+    target.serve_tcp([22, 8080, 40000])
+    code = (
+        "import json, sys\n"
+        "from stockade.sensors.scan.pipeline import ScanOptions\n"
+        "from stockade.sensors.scan.pool import run_units\n"
+        "from stockade.sensors.scan.targets import Target\n"
+        "from stockade.sensors.scan.units import merge, split\n"
+        "workers = int(sys.argv[1])\n"
+        "opts = ScanOptions(tcp=list(range(1, 65536)), method='connect')\n"
+        f"units = split([Target(a) for a in {addrs!r}], opts, workers)\n"
+        "hosts = merge(run_units(units, workers))\n"
+        "print(json.dumps({'units': len(units), 'hosts': [[h.address, h.state, len(h.ports), "
+        "[p.port for p in h.open_ports()]] for h in hosts]}))\n"
+    )
+    one = json.loads(scanner.run(sys.executable, "-c", code, "1", timeout=600).stdout)
+    two = json.loads(scanner.run(sys.executable, "-c", code, "2", timeout=600).stdout)
+    assert one["units"] == two["units"] == 4  # one unit a target, shared by the workers
+    expected = [[a, "up", 65535, [22, 8080, 40000]] for a in addrs]
+    assert one["hosts"] == expected and two["hosts"] == expected
