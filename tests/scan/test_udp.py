@@ -238,6 +238,7 @@ def test_cli_many_udp_ports_summarised(instance: Instance, hosts: Link) -> None:
         (("-sU", "-p", "T:22", "127.0.0.1"), "-p T:22: no UDP port to scan"),
         (("-p", "U:53", "127.0.0.1"), "-p U:53: no TCP port to scan; add -sU"),
         (("-sU", "-p", "U:70000", "127.0.0.1"), "ports are 0-65535"),
+        (("-sU", "-p", "0-10", "127.0.0.1"), "UDP port 0 cannot be probed"),
     ],
 )
 def test_bad_udp_input_is_one_line(instance: Instance, args: tuple[str, ...], message: str) -> None:

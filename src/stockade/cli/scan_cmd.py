@@ -84,6 +84,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise UsageError(f"-p {args.ports}: no TCP port to scan; add -sU to scan UDP ports")
     if args.udp and not udp:
         raise UsageError(f"-p {args.ports}: no UDP port to scan; name some (U:53) for -sU")
+    if 0 in udp:
+        raise UsageError(
+            f"-p {args.ports}: UDP port 0 cannot be probed from a socket; leave it out"
+        )
     targets = expand(specs, exclude, resolve=_resolve)
     method = "syn" if args.syn else "connect" if args.connect else "auto"
     opts = ScanOptions(

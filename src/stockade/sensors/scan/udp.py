@@ -115,11 +115,14 @@ class _Prober:
         self.next_send = 0.0
         self.ep = select.epoll()
         self.flying: dict[int, _Flight] = {}
+        # deadlines in the order sent (the time-out moves little): checked from the head
+        self.deadlines: deque[_Flight] = deque()
 
     def close(self) -> None:
         for f in self.flying.values():
             f.sock.close()
         self.flying.clear()
+        self.deadlines.clear()
         self.ep.close()
 
     def round(self, probes: list[tuple[int, bytes]]) -> dict[int, tuple[str, float]]:
@@ -165,15 +168,18 @@ class _Prober:
                 return "again"
             return _ERRNO_STATE.get(e.errno or 0, FILTERED)
         self.result.tries += 1
-        fd = sock.fileno()
-        self.flying[fd] = _Flight(sock, port, now, now + self.result.timing.timeout)
-        self.ep.register(fd, select.EPOLLIN | select.EPOLLERR)
+        flight = _Flight(sock, port, now, now + self.result.timing.timeout)
+        self.flying[sock.fileno()] = flight
+        self.deadlines.append(flight)
+        self.ep.register(sock.fileno(), select.EPOLLIN | select.EPOLLERR)
         return None
 
     def _poll(self, answers: dict[int, tuple[str, float]], wait: float) -> None:
+        while self.deadlines and self.deadlines[0].sock.fileno() < 0:
+            self.deadlines.popleft()  # landed already: its socket is closed
         if self.flying:
-            soonest = min(f.deadline for f in self.flying.values())
-            wait = max(0.0, min(wait, soonest - time.monotonic()))
+            if self.deadlines:
+                wait = max(0.0, min(wait, self.deadlines[0].deadline - time.monotonic()))
             events = self.ep.poll(wait, 1024)
         else:
             time.sleep(wait)
@@ -189,8 +195,10 @@ class _Prober:
                 answers[flight.port] = (state, now)
                 self._land(fd)
         now = time.monotonic()
-        for fd in [fd for fd, f in self.flying.items() if f.deadline <= now]:
-            self._land(fd)
+        while self.deadlines and self.deadlines[0].deadline <= now:
+            flight = self.deadlines.popleft()
+            if flight.sock.fileno() >= 0:
+                self._land(flight.sock.fileno())
 
     def _read(self, flight: _Flight, mask: int) -> str | None:
         if mask & select.EPOLLIN:
@@ -223,7 +231,7 @@ def udp_scan(
     retries: int = 2,
     timing: Timing | None = None,
     rate: int = 0,
-    concurrency: int = 1024,
+    concurrency: int = 4096,
     payloads: Payloads | None = None,
     lossy_retries: int = 6,
     icmp_wait: float = 1.0,
@@ -232,12 +240,14 @@ def udp_scan(
     """Scan ``ports`` of ``address``; ``rate`` > 0 caps datagrams per second, ``concurrency``
     the sockets in flight. ``retries`` is the number of quiet rounds a silent port must stay
     silent through (``lossy_retries`` once the host has shown it loses packets)."""
+    unknown = deque(dict.fromkeys(ports))
+    if 0 in unknown:
+        raise ValueError("UDP port 0 cannot be sent to from a socket")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     _source_for(address, family)  # a one-line error when there is no route
     table = payloads if payloads is not None else load_payloads()
     result = UdpScanResult(address, timing=timing or Timing(minimum=0.25))
     start = time.monotonic()
-    unknown = deque(dict.fromkeys(ports))
     tries: Counter[int] = Counter()  # datagrams sent to the port
     clean: Counter[int] = Counter()  # quiet rounds the port was silent in
     lossy = False
