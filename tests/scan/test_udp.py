@@ -84,7 +84,8 @@ import json, sys
 from stockade.sensors.scan.udp import udp_scan
 from stockade.sensors.scan.udp_probes import Payloads
 ports = json.loads(sys.argv[2])
-r = udp_scan(sys.argv[1], ports, payloads=Payloads() if sys.argv[3] == "empty" else None)
+limits = json.loads(sys.argv[4])
+r = udp_scan(sys.argv[1], ports, payloads=Payloads() if sys.argv[3] == "empty" else None, **limits)
 print(json.dumps({"ports": r.ports, "rounds": r.rounds, "late": r.late, "waited": r.waited,
                   "tries": r.tries}))
 """
@@ -131,8 +132,11 @@ def hosts(netns: Namespaces) -> Link:
     return link
 
 
-def scan(link: Link, address: str, ports: list[int], payloads: str = "ours") -> dict[str, object]:
-    r = link.left.run(sys.executable, "-c", SCAN, address, json.dumps(ports), payloads, timeout=600)
+def scan(
+    link: Link, address: str, ports: list[int], payloads: str = "ours", **limits: int
+) -> dict[str, object]:
+    args = [address, json.dumps(ports), payloads, json.dumps(limits)]
+    r = link.left.run(sys.executable, "-c", SCAN, *args, timeout=600)
     got = json.loads(r.stdout)
     got["ports"] = {int(p): s for p, s in got["ports"].items()}
     return dict(got)
@@ -161,6 +165,10 @@ def test_states_equal_nmaps(hosts: Link) -> None:
 
 def test_ipv6(hosts: Link) -> None:
     assert scan(hosts, "fd78::2", PORTS)["ports"] == EXPECTED
+
+
+def test_rate_and_concurrency_caps_keep_results(hosts: Link) -> None:
+    assert scan(hosts, "10.78.0.2", PORTS, rate=100, concurrency=2)["ports"] == EXPECTED
 
 
 def test_an_empty_datagram_gets_no_answer_from_dns_or_ntp(hosts: Link) -> None:
