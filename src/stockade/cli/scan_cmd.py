@@ -1,10 +1,10 @@
-"""``stockade scan TARGET... [-p PORTS] [-sS|-sT] [-Pn] [--exclude T,...] [-iL FILE] [--json]
-[-oX FILE]``.
+"""``stockade scan TARGET... [-p PORTS] [-sS|-sT] [-sU] [-Pn] [--exclude T,...] [-iL FILE]
+[--json] [-oX FILE]``, and ``stockade scan check|list|diff|accept`` for the scan groups.
 
-A TCP SYN (as root) or connect scan of the targets, with nmap's flags; ``-oX`` also writes
-nmap's XML (``-`` for standard output, which then carries the XML only), host by host, so an
-interrupted scan still leaves a whole file. Host discovery, UDP scans, banners, certificates
-and baselines are not built yet (see the README).
+A TCP SYN (as root) or connect scan and a UDP scan (``-sU``) of the targets, with nmap's flags:
+``-sU`` alone scans only UDP, ``-sU -sS`` both; ports without a ``T:``/``U:`` prefix go to every
+scan asked for. ``-oX`` also writes nmap's XML (``-`` for standard output, which then carries
+the XML only), host by host, so an interrupted scan still leaves a whole file.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ if TYPE_CHECKING:
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "scan",
-        help="scan hosts for open TCP ports (SYN or connect scan)",
+        help="scan hosts for open TCP and UDP ports (SYN, connect and UDP scans)",
         parents=[common],
-        description="TCP SYN scan (as root) or connect scan with nmap's flags: "
-        "stockade scan 10.0.0.0/24 -p 22,80,8000-8100 --exclude 10.0.0.1",
+        description="TCP SYN scan (as root) or connect scan, and UDP scan, with nmap's flags: "
+        "stockade scan 10.0.0.0/24 -p 22,80,8000-8100 --exclude 10.0.0.1; "
+        "stockade scan -sU -sS -p U:53,161,T:22 10.0.0.1",
     )
     p.add_argument(
         "targets",
@@ -49,11 +50,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     kind.add_argument(
         "-sS", dest="syn", action="store_true", help="TCP SYN scan (root; the default as root)"
     )
+    p.add_argument(
+        "-sU", dest="udp", action="store_true", help="UDP scan (with -sS or -sT: TCP as well)"
+    )
     p.add_argument("-Pn", dest="no_ping", action="store_true", help="no host discovery (default)")
     p.add_argument("-iL", dest="input_list", metavar="FILE", help="read targets from FILE")
     p.add_argument("--exclude", default="", metavar="T,...", help="targets to leave out")
     p.add_argument("--retries", type=int, default=2, help="tries after the first (default 2)")
-    p.add_argument("--rate", type=int, default=0, help="new connections a second (0 = no cap)")
+    p.add_argument(
+        "--rate", type=int, default=0, help="new connections or datagrams a second (0 = no cap)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per host")
     p.add_argument(
         "-oX", dest="xml_out", metavar="FILE", help="also write nmap's XML to FILE (- = stdout)"
@@ -91,12 +97,23 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not specs:
         raise UsageError("no target; name addresses, ranges or host names, or -iL FILE")
     exclude = [parse_spec(t, "--exclude") for t in args.exclude.split(",") if t.strip()]
-    ports = parse_ports(args.ports)
-    if not ports.tcp:
-        raise UsageError("-p: no TCP port to scan (UDP scans are not built yet)")
+    want_tcp = args.syn or args.connect or not args.udp
+    # as nmap: ports without a T:/U: prefix go to every scan asked for
+    tcp = parse_ports(args.ports).tcp if want_tcp else ()
+    udp = parse_ports(args.ports, default_proto="udp").udp if args.udp else ()
+    if want_tcp and not tcp:
+        raise UsageError(f"-p {args.ports}: no TCP port to scan; add -sU to scan UDP ports")
+    if args.udp and not udp:
+        raise UsageError(f"-p {args.ports}: no UDP port to scan; name some (U:53) for -sU")
+    if 0 in udp:
+        raise UsageError(
+            f"-p {args.ports}: UDP port 0 cannot be probed from a socket; leave it out"
+        )
     targets = expand(specs, exclude, resolve=_resolve)
     method = "syn" if args.syn else "connect" if args.connect else "auto"
-    opts = ScanOptions(tcp=list(ports.tcp), method=method, retries=args.retries, rate=args.rate)
+    opts = ScanOptions(
+        tcp=list(tcp), udp=list(udp), method=method, retries=args.retries, rate=args.rate
+    )
     xml = _XmlOut(args, opts) if args.xml_out else None
     error: str | None = None
     try:
@@ -170,5 +187,7 @@ def print_host(report: HostReport) -> None:
     if not every:
         closed = sum(p.state == "closed" for p in report.ports)
         filtered = sum(p.state == "filtered" for p in report.ports)
-        print(f"not shown: {closed} closed, {filtered} filtered")
+        silent = sum(p.state == "open|filtered" for p in report.ports)
+        extra = f", {silent} open|filtered" if silent else ""
+        print(f"not shown: {closed} closed, {filtered} filtered{extra}")
     print()

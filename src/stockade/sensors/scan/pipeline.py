@@ -39,21 +39,32 @@ class ScanOptions:
 def scan_host(target: Target, opts: ScanOptions) -> HostReport:
     from stockade.sensors.scan.connect import connect_scan
     from stockade.sensors.scan.syn import syn_scan
+    from stockade.sensors.scan.udp import udp_scan
 
     start = time.monotonic()
     report = HostReport(target.address, target.name or None)
     if opts.discovery == "none":
         report.state, report.reason = UP, "user-set"
+    reasons: list[str] = []  # what answered, strongest first
     if opts.tcp:
         scanner = syn_scan if opts.use_syn else connect_scan
         r = scanner(target.address, opts.tcp, retries=opts.retries, rate=opts.rate)
         report.ports += [PortReport(p, "tcp", s) for p, s in sorted(r.ports.items())]
         answered = [s for s in r.ports.values() if s != "filtered"]
         if answered:
-            report.state = UP
-            report.reason = "syn-ack" if "open" in answered else "reset"
-        elif opts.discovery == "none":
-            report.state, report.reason = DOWN, "no-response"
+            reasons.append("syn-ack" if "open" in answered else "reset")
+    if opts.udp:
+        u = udp_scan(target.address, opts.udp, retries=opts.retries, rate=opts.rate)
+        report.ports += [PortReport(p, "udp", s) for p, s in sorted(u.ports.items())]
+        states = set(u.ports.values())
+        if "open" in states:
+            reasons.append("udp-response")
+        elif "closed" in states:
+            reasons.append("port-unreach")
+    if reasons:
+        report.state, report.reason = UP, reasons[0]
+    elif (opts.tcp or opts.udp) and opts.discovery == "none":
+        report.state, report.reason = DOWN, "no-response"
     if report.state == UP:
         report.mac = neighbour_mac(target.address)
     report.elapsed = time.monotonic() - start
