@@ -1,6 +1,8 @@
-"""``stockade scan TARGET... [-p PORTS] [-sS|-sT] [-Pn] [--exclude T,...] [-iL FILE] [--json]``.
+"""``stockade scan TARGET... [-p PORTS] [-sS|-sT] [-Pn] [--exclude T,...] [-iL FILE] [--traceroute]
+[--json]``.
 
-A TCP SYN (as root) or connect scan of the targets, with nmap's flags. Host discovery, UDP
+A TCP SYN (as root) or connect scan of the targets, with nmap's flags, and with
+``--traceroute`` the path to each host that is up. Host discovery, UDP
 scans, banners, certificates, baselines and nmap XML output are not built yet (see the README).
 """
 
@@ -14,7 +16,7 @@ from stockade.cli.output import json_line, table
 from stockade.errors import StockadeError, UsageError
 
 if TYPE_CHECKING:
-    from stockade.sensors.scan.report import HostReport
+    from stockade.sensors.scan.report import Hop, HostReport
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -37,6 +39,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude", default="", metavar="T,...", help="targets to leave out")
     p.add_argument("--retries", type=int, default=2, help="tries after the first (default 2)")
     p.add_argument("--rate", type=int, default=0, help="new connections a second (0 = no cap)")
+    p.add_argument("--traceroute", action="store_true", help="trace the path to each host up")
     p.add_argument("--json", action="store_true", help="one JSON object per host")
     p.set_defaults(handler=cmd_scan)
 
@@ -73,6 +76,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     targets = expand(specs, exclude, resolve=_resolve)
     method = "syn" if args.syn else "connect" if args.connect else "auto"
     opts = ScanOptions(tcp=list(ports.tcp), method=method, retries=args.retries, rate=args.rate)
+    opts.traceroute = args.traceroute
     for report in scan_hosts(targets, opts):
         if args.json:
             json_line(report.to_json())
@@ -92,4 +96,12 @@ def print_host(report: HostReport) -> None:
         closed = sum(p.state == "closed" for p in report.ports)
         filtered = sum(p.state == "filtered" for p in report.ports)
         print(f"not shown: {closed} closed, {filtered} filtered")
+    if report.path is not None:
+        print("TRACEROUTE")
+        table([_hop_row(h) for h in report.path], ["HOP", "RTT", "ADDRESS"])
     print()
+
+
+def _hop_row(hop: Hop) -> list[str]:
+    rtt = next((r for r in hop.rtts if r is not None), None)
+    return [str(hop.ttl), "*" if rtt is None else f"{rtt * 1000:.2f} ms", hop.address or "*"]

@@ -25,6 +25,7 @@ class ScanOptions:
     discovery: str = "none"  # none | auto (what nmap does by default)
     retries: int = 2
     rate: int = 0
+    traceroute: bool = False  # the path stage: UDP probes, traceroute's defaults
 
     @property
     def use_syn(self) -> bool:
@@ -49,6 +50,10 @@ def scan_host(target: Target, opts: ScanOptions) -> HostReport:
             report.reason = "syn-ack" if "open" in answered else "reset"
         elif opts.discovery == "none":
             report.state, report.reason = DOWN, "no-response"
+    if opts.traceroute and report.state == UP:
+        from stockade.sensors.scan.traceroute import trace
+
+        report.path = trace(target.address)
     report.elapsed = time.monotonic() - start
     return report
 
