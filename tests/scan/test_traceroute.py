@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import need_tool
+from tests.conftest import Instance, need_tool
 from tests.netns import Namespace, Namespaces
 
 TARGET = {4: "10.91.9.9", 6: "fd91:9::9"}
@@ -167,9 +167,13 @@ def test_router_that_drops_time_exceeded_is_a_star(lab: Lab, v: int) -> None:
         (4, "icmp type net-unreachable", "!N"),
         (4, "icmp type prot-unreachable", "!P"),
         (4, "icmp type admin-prohibited", "!X"),
+        (4, "icmp type host-prohibited", "!X"),
+        (4, "icmp type net-prohibited", "!X"),
         (6, "icmpv6 type admin-prohibited", "!X"),
         (6, "icmpv6 type addr-unreachable", "!H"),
         (6, "icmpv6 type no-route", "!N"),
+        (6, "icmpv6 type policy-fail", "!<5>"),
+        (6, "icmpv6 type reject-route", "!<6>"),
     ],
 )
 def test_unreachable_ends_the_trace_with_its_mark(lab: Lab, v: int, reject: str, mark: str) -> None:
@@ -254,3 +258,44 @@ def test_scan_traceroute_fills_the_path(lab: Lab) -> None:
     ]
     plain = lab.stockade("scan", "-p", "22", "--json", TARGET[4])
     assert "path" not in json.loads(plain.stdout)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-m", "0", "127.0.0.1"), "-m 0: the max TTL is 1-255"),
+        (("-m", "256", "127.0.0.1"), "-m 256: the max TTL is 1-255"),
+        (("-f", "5", "-m", "3", "127.0.0.1"), "-f 5: the first TTL is 1 to the max TTL (3)"),
+        (("-q", "0", "127.0.0.1"), "-q 0: probes per hop are 1-10"),
+        (("-q", "11", "127.0.0.1"), "-q 11: probes per hop are 1-10"),
+        (("-w", "0", "127.0.0.1"), "-w 0.0: the wait is more than 0"),
+        (("-w", "nan", "127.0.0.1"), "-w nan: the wait is more than 0"),
+        (("-N", "0", "127.0.0.1"), "-N 0: probes in flight are 1-128"),
+        (("-p", "65500", "127.0.0.1"), "-p 65500: the 90 UDP probes use ports"),
+        (
+            ("-p=-1", "127.0.0.1"),
+            "-p -1: the 90 UDP probes use ports from this one upward; give a first port of 1-65446",
+        ),
+        (("-I", "-p", "70000", "127.0.0.1"), "-p 70000: with -I it is the first sequence"),
+        (("-6", "127.0.0.1"), "-6: 127.0.0.1 is an IPv4 address"),
+        (("a" * 64 + ".test",), "cannot resolve"),  # refused before any look-up
+        (("-q", "x", "127.0.0.1"), "argument -q: invalid int value"),
+        ((), "the following arguments are required: HOST"),
+    ],
+)
+def test_bad_arguments_are_one_line(
+    instance: Instance, args: tuple[str, ...], message: str
+) -> None:
+    r = instance.run("traceroute", *args)
+    assert r.rc == 2
+    assert message in r.err and r.one_line_error, r.err
+
+
+def test_no_route_is_one_line(netns: Namespaces) -> None:
+    alone = netns.create("alone")  # loopback only
+    r = alone.run(sys.executable, "-m", "stockade", "traceroute", TARGET[4], check=False)
+    assert r.returncode == 2
+    assert (
+        r.stderr.strip()
+        == f"stockade: error: traceroute to {TARGET[4]}: no route (Network is unreachable)"
+    )

@@ -9,6 +9,7 @@ protocol, whether the destination answered and the hops.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -69,20 +70,27 @@ def resolve(host: str, ipv6: bool) -> str:
     """The address to trace: ``host`` itself when it is one, else its first IPv4 address (or
     IPv6 with ``ipv6`` or when it has no IPv4 one)."""
     try:
-        infos = socket.getaddrinfo(
-            host, None, socket.AF_INET6 if ipv6 else socket.AF_UNSPEC, socket.SOCK_DGRAM
-        )
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        if ipv6 and literal.version == 4:
+            raise UsageError(f"-6: {host} is an IPv4 address; leave out -6 or give an IPv6 one")
+        return str(literal)
+    family = socket.AF_INET6 if ipv6 else socket.AF_UNSPEC
+    try:
+        infos = socket.getaddrinfo(host, None, family, socket.SOCK_DGRAM)
     except (OSError, UnicodeError) as e:
         why = getattr(e, "strerror", None) or str(e)
         raise StockadeError(
             f"{host!r}: cannot resolve ({why}); give an address or a name"
         ) from None
     found = [(i[0], str(i[4][0])) for i in infos]
-    for family in (socket.AF_INET, socket.AF_INET6):
+    for want in (socket.AF_INET, socket.AF_INET6):
         for fam, addr in found:
-            if fam == family:
+            if fam == want:
                 return addr
-    raise StockadeError(f"{host!r}: no IPv4 or IPv6 address")
+    raise StockadeError(f"{host!r}: no IPv4 or IPv6 address; give an address")
 
 
 def packet_size(address: str) -> int:
@@ -116,8 +124,6 @@ def cmd_traceroute(args: argparse.Namespace) -> int:
 
     _check(args)
     address = resolve(args.host, args.ipv6)
-    if args.ipv6 and ":" not in address:
-        raise UsageError(f"-6: {args.host} is an IPv4 address; leave out -6")
     opts = TraceOptions(
         icmp=args.icmp,
         first_ttl=args.first_ttl,

@@ -28,15 +28,15 @@ _PORT_UNREACHABLE = {False: 3, True: 4}
 _PACKET_TOO_BIG6 = 2
 _FRAG_NEEDED = 4
 
-# the marks Linux traceroute prints for "destination unreachable" codes, IPv4 and IPv6
+# traceroute's marks for the codes of "destination unreachable", ICMP and ICMPv6
 _MARKS4 = {
-    0: "!N", 1: "!H", 2: "!P", 5: "!S", 6: "!N", 7: "!H", 8: "!H", 9: "!X", 10: "!X",
+    0: "!N", 1: "!H", 2: "!P", 5: "!S", 6: "!N", 7: "!H", 8: "!N", 9: "!X", 10: "!X",
     11: "!N", 12: "!H", 13: "!X", 14: "!V", 15: "!C",
 }  # fmt: skip
-_MARKS6 = {0: "!N", 1: "!X", 2: "!V", 3: "!H", 5: "!X", 6: "!X"}
+_MARKS6 = {0: "!N", 1: "!X", 2: "!H", 3: "!H"}  # others: !<code>, as traceroute prints them
 
 _EXT_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err (host byte order)
-_TIMESPEC = struct.Struct("=qq")  # struct timespec on a 64-bit kernel
+_TIMESPEC = struct.Struct("@ll")  # struct timespec: two C longs
 
 
 @dataclass(frozen=True)
