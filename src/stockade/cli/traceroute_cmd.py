@@ -120,10 +120,11 @@ def format_hop(hop: Hop) -> str:
 
 
 def cmd_traceroute(args: argparse.Namespace) -> int:
-    from stockade.sensors.scan.traceroute import TraceOptions, trace
+    from stockade.sensors.scan.traceroute import TraceOptions, check_route, trace
 
     _check(args)
     address = resolve(args.host, args.ipv6)
+    check_route(address)  # before the heading, as traceroute does
     opts = TraceOptions(
         icmp=args.icmp,
         first_ttl=args.first_ttl,

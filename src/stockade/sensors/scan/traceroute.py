@@ -123,7 +123,9 @@ class _Answer:
     verdict: Verdict
 
 
-def _no_route(address: str, family: int) -> None:
+def check_route(address: str) -> None:
+    """``StockadeError`` when there is no route to ``address`` (nothing is sent)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as u:
         try:
             u.connect((address, UDP_PORT))
@@ -136,6 +138,7 @@ class _Prober:
 
     def __init__(self, address: str, opts: TraceOptions) -> None:
         self.address = address
+        self.target = ipaddress.ip_address(address.partition("%")[0])
         self.v6 = ":" in address
         self.family = socket.AF_INET6 if self.v6 else socket.AF_INET
         self.icmp = opts.icmp
@@ -268,7 +271,7 @@ class _Prober:
             got = ipaddress.ip_address(str(host).partition("%")[0])
         except ValueError:
             return False
-        return got == ipaddress.ip_address(self.address)
+        return got == self.target
 
 
 def _probes(opts: TraceOptions) -> list[_Probe]:
@@ -303,8 +306,7 @@ def trace(
     the first other unreachable, or ``opts.max_ttl``; ``on_hop`` gets each hop as soon as it and
     every hop before it are complete, in order (to print them as they come)."""
     opts = opts or TraceOptions()
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    _no_route(address, family)
+    check_route(address)
     probes = _probes(opts)
     by_ttl: dict[int, list[_Probe]] = {}
     for probe in probes:
