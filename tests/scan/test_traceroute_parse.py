@@ -36,6 +36,9 @@ from stockade.sensors.scan.traceroute import (
     ECHO_REPLY,
     ECHO_REQUEST,
     PAYLOAD,
+    TraceOptions,
+    _Answer,
+    _Run,
     echo_request,
     inet_checksum,
     parse_echo,
@@ -249,3 +252,52 @@ def test_hop_json_carries_responders_and_marks_only_when_they_add_something() ->
     assert d["responders"] == ["10.0.2.1", "10.0.4.1"] and d["marks"] == ["", "!H"]
     assert Hop.from_json(d) == split
     assert Hop.from_json(plain.to_json()) == Hop(1, "10.0.1.1", [0.001, None])
+
+
+def test_schedule_keeps_probes_in_flight_stops_at_the_end_and_gives_up_on_silence() -> None:
+    """The trace's bookkeeping without sockets: sending, answers, give-ups, hops in order."""
+    shown: list[Hop] = []
+    run = _Run(TraceOptions(inflight=16, wait=5.0), shown.append)
+    sent = []
+    while run.can_send():
+        probe = run.next_probe()
+        probe.sent, probe.sent_wall = 100.0, 1000.0
+        sent.append(probe)
+    assert [p.ttl for p in sent] == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6]
+    assert [p.key for p in sent[:3]] == [33434, 33435, 33436]  # one UDP port per probe
+    hop1 = Verdict("", final=False)
+    for p in sent[:3]:  # hop 1 answers: its slots are free for more probes
+        run.answer(_Answer(p.key, "10.0.1.1", 1000.001, hop1))
+    assert run.can_send()
+    run.complete_hops()
+    assert [(h.ttl, h.address) for h in shown] == [(1, "10.0.1.1")]
+    assert shown[0].rtts == [0.001] * 3
+    # hop 3 is the destination; hop 2 stays silent
+    for p in sent[6:9]:
+        run.answer(_Answer(p.key, "10.0.3.1", 1000.002, Verdict("", final=True)))
+    assert run.last == 3 and not run.can_send()  # nothing goes beyond the destination
+    run.expire(100.1)  # too soon for hop 2, even with farther hops answered
+    run.complete_hops()
+    assert len(shown) == 1 and not run.finished
+    run.expire(100.0 + 3 * run.timing.timeout)  # three adaptive time-outs, not the 5 s wait
+    run.complete_hops()
+    assert run.finished and not run.flying
+    assert [(h.ttl, h.address, h.rtts) for h in shown[1:]] == [
+        (2, None, [None, None, None]),
+        (3, "10.0.3.1", [0.002] * 3),
+    ]
+    # a late answer to a probe already given up changes nothing
+    run.answer(_Answer(sent[3].key, "10.0.2.1", 1000.5, hop1))
+    assert run.hops[1].address is None
+
+
+def test_silent_hops_wait_the_whole_wait_while_nothing_farther_answered() -> None:
+    run = _Run(TraceOptions(icmp=True, port=65535, queries=1, max_ttl=2, wait=2.0), None)
+    first, second = run.next_probe(), run.next_probe()
+    assert (first.key, second.key) == (65535, 0)  # ICMP sequence numbers wrap
+    first.sent = second.sent = 10.0
+    run.expire(11.9)
+    assert len(run.flying) == 2
+    run.expire(12.0)
+    run.complete_hops()
+    assert run.finished and [h.address for h in run.hops] == [None, None]

@@ -108,11 +108,10 @@ class _Probe:
     key: int  # UDP: the destination port; ICMP: the sequence number
     sent: float = 0.0  # time.monotonic()
     sent_wall: float = 0.0  # time.time(), to compare with the kernel's arrival stamps
-    done: bool = False
+    done: bool = False  # answered, or given up
     address: str | None = None
     rtt: float | None = None
     mark: str = ""
-    final: bool = False
 
 
 @dataclass(frozen=True)
@@ -296,6 +295,76 @@ def _hop(probes: Sequence[_Probe]) -> Hop:
     )
 
 
+class _Run:
+    """The bookkeeping of one trace: which probes fly, when each gives up, which hops are done."""
+
+    def __init__(self, opts: TraceOptions, on_hop: Callable[[Hop], None] | None) -> None:
+        self.opts, self.on_hop = opts, on_hop
+        probes = _probes(opts)  # in the order they go out: by TTL
+        self.by_ttl: dict[int, list[_Probe]] = {}
+        for probe in probes:
+            self.by_ttl.setdefault(probe.ttl, []).append(probe)
+        self.queue = iter(probes)
+        self.upcoming = next(self.queue, None)
+        self.flying: dict[int, _Probe] = {}
+        wait = opts.wait
+        self.timing = Timing(initial=wait, minimum=min(0.1, wait), maximum=wait)
+        self.last = opts.max_ttl  # the last TTL to report: lowered when a probe reaches the end
+        self.farthest = 0  # the highest TTL that has answered
+        self.hops: list[Hop] = []
+
+    @property
+    def finished(self) -> bool:
+        return self.opts.first_ttl + len(self.hops) > self.last
+
+    def can_send(self) -> bool:
+        up = self.upcoming
+        return up is not None and up.ttl <= self.last and len(self.flying) < self.opts.inflight
+
+    def next_probe(self) -> _Probe:
+        probe = self.upcoming
+        assert probe is not None
+        self.flying[probe.key] = probe
+        self.upcoming = next(self.queue, None)
+        return probe
+
+    def deadline(self, p: _Probe) -> float:
+        if self.farthest >= p.ttl:  # a hop as far or farther answered: no need to wait long
+            return p.sent + min(self.opts.wait, 3 * self.timing.timeout)
+        return p.sent + self.opts.wait
+
+    def answer(self, got: _Answer) -> None:
+        p = self.flying.pop(got.key, None)
+        if p is None:  # late, or not ours
+            return
+        p.done, p.address, p.mark = True, got.address, got.verdict.mark
+        p.rtt = round(max(0.0, got.stamp - p.sent_wall), 6)  # µs, as printed
+        self.timing.sample(p.rtt)
+        self.farthest = max(self.farthest, p.ttl)
+        if got.verdict.final:
+            self.last = min(self.last, p.ttl)
+
+    def expire(self, now: float) -> None:
+        for key, p in list(self.flying.items()):
+            if p.ttl > self.last:
+                del self.flying[key]  # beyond the end of the path
+            elif now >= self.deadline(p):
+                del self.flying[key]
+                p.done = True  # silent: a "*"
+
+    def complete_hops(self) -> None:
+        while not self.finished:
+            probes = self.by_ttl[self.opts.first_ttl + len(self.hops)]
+            if not all(p.done for p in probes):
+                return
+            self.hops.append(_hop(probes))
+            if self.on_hop is not None:
+                self.on_hop(self.hops[-1])
+
+    def wait_for(self, now: float) -> float:
+        return max(0.0, min(self.deadline(p) for p in self.flying.values()) - now)
+
+
 def trace(
     address: str,
     opts: TraceOptions | None = None,
@@ -307,64 +376,21 @@ def trace(
     every hop before it are complete, in order (to print them as they come)."""
     opts = opts or TraceOptions()
     check_route(address)
-    probes = _probes(opts)
-    by_ttl: dict[int, list[_Probe]] = {}
-    for probe in probes:
-        by_ttl.setdefault(probe.ttl, []).append(probe)
-    wait = opts.wait
-    timing = Timing(initial=wait, minimum=min(0.1, wait), maximum=wait)
-    last = opts.max_ttl  # the last TTL to report: lowered when a probe reaches the end
-    farthest = 0  # the highest TTL that has answered
-    hops: list[Hop] = []
+    run = _Run(opts, on_hop)
     prober = _Prober(address, opts)
-    poller = select.poll()
-    poller.register(prober.sock, select.POLLIN)
-    flying: dict[int, _Probe] = {}
-    queue = iter(probes)
-    upcoming = next(queue, None)
-
-    def deadline(p: _Probe) -> float:
-        if farthest >= p.ttl:
-            return p.sent + min(wait, 3 * timing.timeout)
-        return p.sent + wait
-
     try:
-        while opts.first_ttl + len(hops) <= last:
-            while upcoming is not None and upcoming.ttl <= last and len(flying) < opts.inflight:
-                prober.send(upcoming)
-                flying[upcoming.key] = upcoming
-                upcoming = next(queue, None)
+        poller = select.poll()
+        poller.register(prober.sock, select.POLLIN)  # and POLLERR: the error queue
+        while not run.finished:
+            while run.can_send():
+                prober.send(run.next_probe())
             for got in prober.answers():
-                answered = flying.pop(got.key, None)
-                if answered is None:  # late, or not ours
-                    continue
-                answered.done, answered.address = True, got.address
-                answered.mark, answered.final = got.verdict.mark, got.verdict.final
-                rtt = round(max(0.0, got.stamp - answered.sent_wall), 6)  # µs, as printed
-                answered.rtt = rtt
-                timing.sample(rtt)
-                farthest = max(farthest, answered.ttl)
-                if answered.final:
-                    last = min(last, answered.ttl)
+                run.answer(got)
             now = time.monotonic()
-            for key, p in list(flying.items()):
-                if p.ttl > last:
-                    del flying[key]  # beyond the end of the path
-                elif now >= deadline(p):
-                    del flying[key]
-                    p.done = True  # silent: a "*"
-            while opts.first_ttl + len(hops) <= last:
-                ttl = opts.first_ttl + len(hops)
-                if not all(p.done for p in by_ttl[ttl]):
-                    break
-                hops.append(_hop(by_ttl[ttl]))
-                if on_hop is not None:
-                    on_hop(hops[-1])
-            if opts.first_ttl + len(hops) > last:
-                break
-            if flying:
-                timeout = max(0.0, min(deadline(p) for p in flying.values()) - now)
-                poller.poll(math.ceil(timeout * 1000))
+            run.expire(now)
+            run.complete_hops()
+            if not run.finished and not run.can_send() and run.flying:
+                poller.poll(math.ceil(run.wait_for(now) * 1000))
     finally:
         prober.close()
-    return hops
+    return run.hops
