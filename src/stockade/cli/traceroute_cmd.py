@@ -32,13 +32,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-I", "--icmp", action="store_true", help="ICMP echo probes (default UDP)")
     p.add_argument("-m", dest="max_ttl", type=int, default=30, help="max TTL (default 30)")
     p.add_argument("-f", dest="first_ttl", type=int, default=1, help="first TTL (default 1)")
-    p.add_argument("-q", dest="queries", type=int, default=3, help="probes per hop (default 3)")
+    p.add_argument(
+        "-q", dest="queries", metavar="NQUERIES", type=int, default=3, help="probes per hop (3)"
+    )
     p.add_argument("-w", dest="wait", type=float, default=5.0, help="seconds a probe waits (5)")
     p.add_argument(
         "-p", dest="port", type=int, default=0, help="UDP: first port (33434); -I: first sequence"
     )
     p.add_argument(
-        "-N", dest="inflight", type=int, default=16, help="probes in flight at once (default 16)"
+        "-N",
+        dest="inflight",
+        metavar="SQUERIES",
+        type=int,
+        default=16,
+        help="probes in flight (16)",
     )
     p.add_argument("-6", dest="ipv6", action="store_true", help="resolve HOST to IPv6")
     p.add_argument("--json", action="store_true", help="one JSON object")

@@ -147,15 +147,15 @@ class _Prober:
         if not self.icmp:
             self.sock = socket.socket(self.family, socket.SOCK_DGRAM)
         else:
-            try:
+            try:  # a ping socket: no privilege needed where ping_group_range allows it
                 self.sock = socket.socket(self.family, socket.SOCK_DGRAM, proto)
-            except PermissionError:
+            except OSError:
                 try:
                     self.sock = socket.socket(self.family, socket.SOCK_RAW, proto)
-                except PermissionError:
+                except OSError as e:
                     raise StockadeError(
-                        "-I: ICMP probes need root or your group in net.ipv4.ping_group_range;"
-                        " run as root or leave out -I (UDP probes)"
+                        f"-I: no ICMP socket ({e.strerror}): ICMP probes need root or your "
+                        "group in net.ipv4.ping_group_range; run as root or leave out -I"
                     ) from None
                 self.raw = True
         try:
@@ -195,7 +195,8 @@ class _Prober:
         else:
             data, dest = PAYLOAD, (self.address, probe.key)
         # An ICMP error also sets the socket's pending error, which the next send returns
-        # (and clears) instead of sending: try again. A lasting error is a real one.
+        # (and clears) instead of sending: try again. A lasting error is a real one; a send
+        # buffer full four times over leaves the probe unsent, to be a "*".
         for attempt in range(4):
             probe.sent, probe.sent_wall = time.monotonic(), time.time()
             try:
@@ -262,7 +263,7 @@ class _Prober:
         if echo is None or echo[0] not in (ECHO_REPLY, ECHO6_REPLY):
             return None
         if self.raw and echo[1] != self.ident:
-            return None  # the ping socket's kernel matched the ident already
+            return None  # another program's echo (a ping socket only gets its own)
         return echo[2]
 
     def _is_target(self, host: object) -> bool:
