@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         scan_cmd,
         service_cmd,
         sockets_cmd,
+        traceroute_cmd,
     )
 
     common = _common()
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         bans_cmd,
         sockets_cmd,
         scan_cmd,
+        traceroute_cmd,
         alerts_cmd,
         config_cmd,
         service_cmd,

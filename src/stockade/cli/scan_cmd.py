@@ -1,10 +1,12 @@
 """``stockade scan TARGET... [-p PORTS] [-sS|-sT] [-sU] [-Pn] [--exclude T,...] [-iL FILE]
-[--json] [-oX FILE]``, and ``stockade scan check|list|diff|accept`` for the scan groups.
+[--traceroute] [--json] [-oX FILE]``, and ``stockade scan check|list|diff|accept`` for the
+scan groups.
 
 A TCP SYN (as root) or connect scan and a UDP scan (``-sU``) of the targets, with nmap's flags:
 ``-sU`` alone scans only UDP, ``-sU -sS`` both; ports without a ``T:``/``U:`` prefix go to every
 scan asked for. ``-oX`` also writes nmap's XML (``-`` for standard output, which then carries
-the XML only), host by host, so an interrupted scan still leaves a whole file.
+the XML only), host by host, so an interrupted scan still leaves a whole file. ``--traceroute``
+adds the path to each host that is up.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from stockade.errors import StockadeError, UsageError
 if TYPE_CHECKING:
     from stockade.sensors.scan.nmapxml import NmapXmlWriter
     from stockade.sensors.scan.pipeline import ScanOptions
-    from stockade.sensors.scan.report import HostReport
+    from stockade.sensors.scan.report import Hop, HostReport
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -60,6 +62,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rate", type=int, default=0, help="new connections or datagrams a second (0 = no cap)"
     )
+    p.add_argument("--traceroute", action="store_true", help="trace the path to each host up")
     p.add_argument("--json", action="store_true", help="one JSON object per host")
     p.add_argument(
         "-oX", dest="xml_out", metavar="FILE", help="also write nmap's XML to FILE (- = stdout)"
@@ -114,6 +117,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     opts = ScanOptions(
         tcp=list(tcp), udp=list(udp), method=method, retries=args.retries, rate=args.rate
     )
+    opts.traceroute = args.traceroute
     xml = _XmlOut(args, opts) if args.xml_out else None
     error: str | None = None
     try:
@@ -190,4 +194,12 @@ def print_host(report: HostReport) -> None:
         silent = sum(p.state == "open|filtered" for p in report.ports)
         extra = f", {silent} open|filtered" if silent else ""
         print(f"not shown: {closed} closed, {filtered} filtered{extra}")
+    if report.path is not None:
+        print("TRACEROUTE")
+        table([_hop_row(h) for h in report.path], ["HOP", "RTT", "ADDRESS"])
     print()
+
+
+def _hop_row(hop: Hop) -> list[str]:
+    rtt = next((r for r in hop.rtts if r is not None), None)
+    return [str(hop.ttl), "*" if rtt is None else f"{rtt * 1000:.2f} ms", hop.address or "*"]

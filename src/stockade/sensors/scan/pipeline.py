@@ -67,6 +67,10 @@ def scan_host(target: Target, opts: ScanOptions) -> HostReport:
         report.state, report.reason = DOWN, "no-response"
     if report.state == UP:
         report.mac = neighbour_mac(target.address)
+    if opts.traceroute and report.state == UP:
+        from stockade.sensors.scan.traceroute import trace
+
+        report.path = trace(target.address)
     report.elapsed = time.monotonic() - start
     return report
 

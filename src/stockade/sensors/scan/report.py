@@ -85,14 +85,25 @@ class PortReport:
 
 @dataclass
 class Hop:
-    """One TTL of a traceroute: who answered (None: nobody) and each probe's RTT in seconds."""
+    """One TTL of a traceroute: who answered (None: nobody) and each probe's RTT in seconds.
+
+    Per probe, when known: who answered it (``responders``; another router than ``address``
+    where the path splits) and traceroute's mark for an unreachable (``marks``: "", "!H" …).
+    JSON carries them only when they add something."""
 
     ttl: int
     address: str | None
     rtts: list[float | None] = field(default_factory=list)
+    responders: list[str | None] = field(default_factory=list)
+    marks: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"ttl": self.ttl, "address": self.address, "rtts": list(self.rtts)}
+        d: dict[str, Any] = {"ttl": self.ttl, "address": self.address, "rtts": list(self.rtts)}
+        if any(r not in (None, self.address) for r in self.responders):
+            d["responders"] = list(self.responders)
+        if any(self.marks):
+            d["marks"] = list(self.marks)
+        return d
 
     @classmethod
     def from_json(cls, d: Any) -> Hop:
@@ -102,6 +113,8 @@ class Hop:
             ttl=_int(d, "ttl"),
             address=None if addr is None else str(addr),
             rtts=[None if r is None else float(r) for r in _list(d, "rtts")],
+            responders=[None if r is None else str(r) for r in _list(d, "responders")],
+            marks=[str(m) for m in _list(d, "marks")],
         )
 
 
