@@ -313,3 +313,31 @@ def test_no_route_is_one_line(netns: Namespaces) -> None:
         r.stderr.strip()
         == f"stockade: error: traceroute to {TARGET[4]}: no route (Network is unreachable)"
     )
+
+
+def test_scan_group_raises_a_path_change(lab: Lab, instance: Instance) -> None:
+    """A monitored host whose route goes through another router: one path-changed delta."""
+    import tomli_w
+
+    lab.server.serve_tcp([22])
+    group = {
+        "name": "paths",
+        "targets": [TARGET[4]],
+        "ports": "22",
+        "discovery": "none",
+        "traceroute": True,
+        "banners": False,
+    }
+    instance.config.write_text(tomli_w.dumps({"scan": {"workers": 1, "groups": [group]}}))
+    check = ("scan", "check", "--json", "--config", str(instance.config))
+    first = lab.stockade(*check, "--state-dir", str(instance.state))
+    assert first.returncode == 0, first.stderr
+    again = lab.stockade(*check, "--state-dir", str(instance.state))
+    assert (again.returncode, again.stdout) == (0, ""), again.stderr
+    _ip(lab.r1, "-4", "route", "replace", TARGET[4], "via", VIA_R3[4])
+    changed = lab.stockade(*check, "--state-dir", str(instance.state))
+    assert changed.returncode == 1, changed.stderr
+    deltas = [json.loads(line) for line in changed.stdout.splitlines()]
+    assert [(d["kind"], d["address"]) for d in deltas] == [("path-changed", TARGET[4])]
+    assert deltas[0]["old"] == f"{R1[4]} {R2[4]} {TARGET[4]}"
+    assert deltas[0]["new"] == f"{R1[4]} {R3[4]} {TARGET[4]}"
