@@ -173,5 +173,7 @@ def to_json(
         "time_ms": round(s.elapsed * 1000),
         "rtt_ms": None
         if stats is None
-        else dict(zip(("min", "avg", "max", "mdev"), (round(v * 1000, 3) for v in stats))),
+        else dict(
+            zip(("min", "avg", "max", "mdev"), (round(v * 1000, 3) for v in stats), strict=True)
+        ),
     }

@@ -1,13 +1,15 @@
-"""``stockade scan TARGET... [-p PORTS] [-sS|-sT] [-Pn] [--exclude T,...] [-iL FILE] [--json]``.
+"""``stockade scan TARGET... [-p PORTS] [-sS|-sT|-sn] [-Pn] [--exclude T,...] [-iL FILE] [--json]``.
 
-A TCP SYN (as root) or connect scan of the targets, with nmap's flags. Host discovery, UDP
-scans, banners, certificates, baselines and nmap XML output are not built yet (see the README).
+Host discovery over all targets first (``-Pn`` skips it, ``-sn`` does only that), then a TCP
+SYN (as root) or connect scan of the hosts found up, with nmap's flags. UDP scans, banners,
+certificates, baselines and nmap XML output are not built yet (see the README).
 """
 
 from __future__ import annotations
 
 import argparse
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 from stockade.cli.output import json_line, table
@@ -20,10 +22,12 @@ if TYPE_CHECKING:
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "scan",
-        help="scan hosts for open TCP ports (SYN or connect scan)",
+        help="find hosts that are up, and scan them for open TCP ports (SYN or connect scan)",
         parents=[common],
-        description="TCP SYN scan (as root) or connect scan with nmap's flags: "
-        "stockade scan 10.0.0.0/24 -p 22,80,8000-8100 --exclude 10.0.0.1",
+        description="Host discovery, then a TCP SYN scan (as root) or connect scan of the "
+        "hosts found up, with nmap's flags: "
+        "stockade scan 10.0.0.0/24 -p 22,80,8000-8100 --exclude 10.0.0.1; "
+        "stockade scan -sn 10.0.0.0/24 (discovery only)",
     )
     p.add_argument("targets", nargs="*", metavar="TARGET", help="address, CIDR, range or name")
     p.add_argument("-p", dest="ports", default="top100", help="ports (default top100; - = all)")
@@ -32,7 +36,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     kind.add_argument(
         "-sS", dest="syn", action="store_true", help="TCP SYN scan (root; the default as root)"
     )
-    p.add_argument("-Pn", dest="no_ping", action="store_true", help="no host discovery (default)")
+    kind.add_argument(
+        "-sn", dest="ping_only", action="store_true", help="host discovery only: no port scan"
+    )
+    p.add_argument(
+        "-Pn", dest="no_ping", action="store_true", help="no host discovery: take every host as up"
+    )
     p.add_argument("-iL", dest="input_list", metavar="FILE", help="read targets from FILE")
     p.add_argument("--exclude", default="", metavar="T,...", help="targets to leave out")
     p.add_argument("--retries", type=int, default=2, help="tries after the first (default 2)")
@@ -50,7 +59,7 @@ def _resolve(name: str) -> list[str]:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from stockade.sensors.scan.pipeline import ScanOptions, scan_hosts
+    from stockade.sensors.scan.pipeline import ScanOptions, discover_hosts, scan_hosts
     from stockade.sensors.scan.ports import parse_ports
     from stockade.sensors.scan.targets import expand, parse_spec, parse_target_file
 
@@ -66,19 +75,47 @@ def cmd_scan(args: argparse.Namespace) -> int:
         specs += parse_target_file(text, args.input_list)
     if not specs:
         raise UsageError("no target; name addresses, ranges or host names, or -iL FILE")
+    if args.ping_only and args.no_ping:
+        raise UsageError("-sn and -Pn together leave nothing to do; drop one")
     exclude = [parse_spec(t, "--exclude") for t in args.exclude.split(",") if t.strip()]
     ports = parse_ports(args.ports)
-    if not ports.tcp:
+    if not ports.tcp and not args.ping_only:
         raise UsageError("-p: no TCP port to scan (UDP scans are not built yet)")
     targets = expand(specs, exclude, resolve=_resolve)
     method = "syn" if args.syn else "connect" if args.connect else "auto"
-    opts = ScanOptions(tcp=list(ports.tcp), method=method, retries=args.retries, rate=args.rate)
-    for report in scan_hosts(targets, opts):
+    opts = ScanOptions(
+        tcp=list(ports.tcp),
+        method=method,
+        discovery="none" if args.no_ping else "auto",
+        retries=args.retries,
+        rate=args.rate,
+    )
+    start = time.monotonic()
+    found = discover_hosts(targets, opts)
+    reports = found if args.ping_only else scan_hosts(targets, opts, found)
+    up = 0
+    for report in reports:
+        up += report.state == "up"
         if args.json:
             json_line(report.to_json())
-            continue
-        print_host(report)
+        elif args.ping_only:
+            print_discovered(report)
+        elif report.state == "up" or args.no_ping:  # as nmap: hosts found down are not listed
+            print_host(report)
+    if not args.json:
+        print(
+            f"{len(targets)} addresses ({up} {'host' if up == 1 else 'hosts'} up) "
+            f"in {time.monotonic() - start:.2f} s"
+        )
     return 0
+
+
+def print_discovered(report: HostReport) -> None:
+    if report.state != "up":
+        return
+    label = f"{report.address} ({report.name})" if report.name else report.address
+    rtt = "" if report.rtt is None else f", {report.rtt * 1000:.2f} ms"
+    print(f"{label}: up ({report.reason}{rtt})")
 
 
 def print_host(report: HostReport) -> None:

@@ -31,6 +31,8 @@ UNREACH6, TIME_EXCEEDED6, PARAM_PROBLEM6 = 1, 3, 4
 IP_RECVTTL = 12  # Linux; not exported by the socket module
 SOL_RAW, ICMP_FILTER = 255, 1  # Linux: a raw IPv4 ICMP socket's filter of types
 ICMP6_FILTER = 1  # Linux, at level IPPROTO_ICMPV6
+SO_TIMESTAMPNS = 35  # Linux: the receive time of each packet, as a struct timespec
+_TIMESPEC = struct.Struct("@ll")
 
 # nmap's reason names for ICMP errors, by (type, code)
 _REASONS4 = {
@@ -92,7 +94,7 @@ def checksum(data: bytes) -> int:
     """The Internet checksum (RFC 1071) of ``data``."""
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -191,6 +193,17 @@ def ttl_from_ancillary(ancdata: Iterable[tuple[int, int, bytes]]) -> int | None:
         ) and len(data) >= 4:
             value = int.from_bytes(data[:4], sys.byteorder, signed=True)
             return value if 0 <= value <= 255 else None
+    return None
+
+
+def stamp_from_ancillary(ancdata: Iterable[tuple[int, int, bytes]]) -> float | None:
+    """The kernel's receive time (``SCM_TIMESTAMPNS``, asked for with ``SO_TIMESTAMPNS``) in
+    ``recvmsg``'s ancillary data, as seconds since the epoch; None if absent."""
+    for level, kind, data in ancdata:
+        if (level, kind) == (socket.SOL_SOCKET, SO_TIMESTAMPNS) and len(data) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack(data[: _TIMESPEC.size])
+            if 0 <= nsec < 1_000_000_000:
+                return float(sec) + nsec / 1e9
     return None
 
 

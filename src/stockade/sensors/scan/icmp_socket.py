@@ -14,11 +14,13 @@ import contextlib
 import os
 import secrets
 import socket
+import time
 
 from stockade.errors import StockadeError
 from stockade.sensors.scan import icmp
 
 _SO_SNDBUFFORCE, _SO_RCVBUFFORCE = 32, 33  # Linux; not exported by the socket module
+_ANCILLARY = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(32)  # TTL and time stamp
 _WANTED4 = (icmp.ECHO_REPLY4, icmp.UNREACH4, icmp.TIME_EXCEEDED4, icmp.PARAM_PROBLEM4)
 _WANTED6 = (icmp.ECHO_REPLY6, icmp.UNREACH6, icmp.TIME_EXCEEDED6, icmp.PARAM_PROBLEM6)
 
@@ -72,8 +74,10 @@ class IcmpSocket:
         if self.raw:
             self.ident = secrets.randbits(16)
         else:  # the kernel's identifier for this socket is its "port"
-            sock.bind(("::" if self.v6 else "0.0.0.0", 0))
+            # every local address: replies come to whichever one the kernel sent from
+            sock.bind(("::" if self.v6 else "0.0.0.0", 0))  # noqa: S104
             self.ident = int(sock.getsockname()[1])
+        sock.setsockopt(socket.SOL_SOCKET, icmp.SO_TIMESTAMPNS, 1)
         if buffers:
             for option in (_SO_SNDBUFFORCE, _SO_RCVBUFFORCE):
                 with contextlib.suppress(OSError):  # needs root; the defaults do otherwise
@@ -87,23 +91,20 @@ class IcmpSocket:
         packet = icmp.echo_request(self.ident, seq & 0xFFFF, payload, v6=self.v6)
         self.sock.sendto(packet, (address, 0))
 
-    def receive(self) -> icmp.Message | None:
-        """The next waiting message, parsed; None for one of no use (malformed, or not ICMP we
-        read). Raises BlockingIOError when nothing is waiting."""
-        if self.raw and not self.v6:
-            packet = self.sock.recv(65535)
-            try:
-                return icmp.parse_ipv4(packet)
-            except ValueError:
-                return None
-        data, ancdata, _flags, peer = self.sock.recvmsg(65535, socket.CMSG_SPACE(4))
-        source = str(peer[0]).partition("%")[0]
+    def receive(self) -> tuple[icmp.Message | None, float]:
+        """The next waiting message, parsed (None for one of no use: malformed, or not ICMP we
+        read), and when it arrived (the kernel's time stamp, seconds since the epoch). Raises
+        BlockingIOError when nothing is waiting."""
+        data, ancdata, _flags, peer = self.sock.recvmsg(65535, _ANCILLARY)
+        stamp = icmp.stamp_from_ancillary(ancdata) or time.time()
         try:
-            return icmp.parse_icmp(
-                data, source=source, ttl=icmp.ttl_from_ancillary(ancdata), v6=self.v6
-            )
+            if self.raw and not self.v6:
+                return icmp.parse_ipv4(data), stamp
+            source = str(peer[0]).partition("%")[0]
+            ttl = icmp.ttl_from_ancillary(ancdata)
+            return icmp.parse_icmp(data, source=source, ttl=ttl, v6=self.v6), stamp
         except ValueError:
-            return None
+            return None, stamp
 
     def close(self) -> None:
         self.sock.close()

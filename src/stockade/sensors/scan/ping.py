@@ -14,6 +14,7 @@ do not read them).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import secrets
 import select
@@ -109,7 +110,7 @@ class Pinger:
     ) -> None:
         if interval < 0 or timeout <= 0 or not 8 <= size <= 65000:
             raise ValueError("interval >= 0, timeout > 0 and 8 <= size <= 65000")
-        self.address = address
+        self.address = str(ipaddress.ip_address(address))
         self.v6 = ":" in address
         self.interval, self.timeout = interval, timeout
         cookie = secrets.token_bytes(8)
@@ -144,9 +145,10 @@ class Pinger:
                 s.elapsed = now - start
                 next_send += self.interval
                 try:
+                    sent_at[seq & 0xFFFF] = (seq, time.time())  # wall clock, as the stamps
                     self.sock.send(self.address, seq, self.payload)
-                    sent_at[seq & 0xFFFF] = (seq, now)
                 except OSError as e:
+                    del sent_at[seq & 0xFFFF]
                     s.errors += 1
                     yield PingProblem(seq, "", f"sendmsg: {e.strerror}")
             until = next_send
@@ -172,10 +174,9 @@ class Pinger:
         s = self.summary
         while True:
             try:
-                message = self.sock.receive()
+                message, now = self.sock.receive()
             except BlockingIOError:
                 return
-            now = time.monotonic()
             if isinstance(message, icmp.Echo):
                 if not message.reply or message.ident != self.sock.ident:
                     continue
