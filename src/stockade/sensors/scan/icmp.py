@@ -201,9 +201,9 @@ def stamp_from_ancillary(ancdata: Iterable[tuple[int, int, bytes]]) -> float | N
     ``recvmsg``'s ancillary data, as seconds since the epoch; None if absent."""
     for level, kind, data in ancdata:
         if (level, kind) == (socket.SOL_SOCKET, SO_TIMESTAMPNS) and len(data) >= _TIMESPEC.size:
-            sec, nsec = _TIMESPEC.unpack(data[: _TIMESPEC.size])
+            sec, nsec = (int(v) for v in _TIMESPEC.unpack(data[: _TIMESPEC.size]))
             if 0 <= nsec < 1_000_000_000:
-                return float(sec) + nsec / 1e9
+                return sec + nsec / 1e9
     return None
 
 
