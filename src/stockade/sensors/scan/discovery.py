@@ -9,8 +9,12 @@ through connect() to 80 and 443, a connected UDP socket and an ICMP datagram soc
 system allows one (:class:`~.discovery_probes.ConnectProbes`).
 
 A host that does not answer a try is tried again, ``retries`` times, after the adaptive
-time-out (:class:`~.connect.Timing`, learnt from all hosts' answers, doubled for each repeat),
-so a lost packet does not make a host down. A host is down when every try went unanswered
+time-out (:class:`~.connect.Timing`, learnt from all hosts' answers, one more time-out for
+each repeat),
+so a lost packet does not make a host down; and none is called down before the kernel has
+asked for its link-layer address a second time (a lost ARP request or neighbour solicitation
+is repeated after a second, holding our probes meanwhile). A host is down when every try went
+unanswered
 (``no-response``), or when a router (or our own kernel, after neighbour discovery failed) says
 it cannot be reached (``host-unreach``, ``net-unreach``). Up hosts say why: ``echo-reply``,
 ``syn-ack``, ``reset``, ``port-unreach``, ``proto-unreach``, ``admin-prohibited`` (from the
@@ -51,6 +55,15 @@ class _Host:
         return len(self.sent) - 1
 
 
+def neighbour_retransmit() -> float:
+    """Seconds between the kernel's ARP requests / neighbour solicitations (1 s by default)."""
+    try:
+        with open("/proc/sys/net/ipv4/neigh/default/retrans_time_ms", encoding="ascii") as f:
+            return int(f.read().strip()) / 1000
+    except (OSError, ValueError):
+        return 1.0
+
+
 def _key(address: str) -> str:
     return str(ipaddress.ip_address(address.partition("%")[0]))
 
@@ -62,14 +75,20 @@ def discover(
     privileged: bool | None = None,
     timing: Timing | None = None,
     rate: int = 0,
-    max_hosts: int = 256,
+    max_hosts: int = 512,
+    settle: float | None = None,
     syn_port: int = 443,
     ack_port: int = 80,
     udp_port: int = 40125,
 ) -> list[HostReport]:
     """Probe every target (``max_hosts`` at a time) and return one report per target, in
     order, with state, reason and RTT filled in. ``privileged`` None means raw probes as root;
-    ``rate`` > 0 caps probe packets per second."""
+    ``rate`` > 0 caps probe packets per second. No host is called down sooner than ``settle``
+    seconds and a time-out after its first probe (None: the kernel's interval between ARP
+    requests or neighbour solicitations, so that a lost one, asked again after that
+    interval, does not make a live host down)."""
+    if settle is None:
+        settle = neighbour_retransmit()
     raw = os.geteuid() == 0 if privileged is None else privileged
     probes: Probes = (
         RawProbes(syn_port, ack_port, udp_port, retries)
@@ -77,14 +96,16 @@ def discover(
         else ConnectProbes(syn_port, ack_port, udp_port)
     )
     try:
-        return _Run(probes, retries, timing or Timing(), rate, max_hosts).run(targets)
+        return _Run(probes, retries, timing or Timing(), rate, max_hosts, settle).run(targets)
     finally:
         probes.close()
 
 
 class _Run:
-    def __init__(self, probes: Probes, retries: int, tm: Timing, rate: int, max_hosts: int) -> None:
-        self.probes, self.retries, self.tm = probes, retries, tm
+    def __init__(
+        self, probes: Probes, retries: int, tm: Timing, rate: int, max_hosts: int, settle: float
+    ) -> None:
+        self.probes, self.retries, self.tm, self.settle = probes, retries, tm, settle
         self.rate, self.max_hosts = rate, max(1, max_hosts)
         self.active: dict[str, _Host] = {}
         self.levels: list[deque[_Host]] = [deque() for _ in range(retries + 1)]
@@ -127,12 +148,17 @@ class _Run:
     def _timeout(self, attempt: int) -> float:
         if self.tm.srtt is None:
             return self.tm.timeout  # nothing heard yet: no reason to back off
-        return min(self.tm.maximum, self.tm.timeout * (1 << attempt))
+        return min(self.tm.maximum, self.tm.timeout * (1 + attempt))
+
+    def _deadline(self, host: _Host, k: int) -> float:
+        """When try ``k`` of ``host`` has gone unanswered."""
+        due = host.sent[k] + self._timeout(k)
+        if k == self.retries:
+            due = max(due, host.sent[0] + self.settle + self._timeout(0))
+        return due
 
     def _next_deadline(self) -> float:
-        heads = [
-            level[0].sent[k] + self._timeout(k) for k, level in enumerate(self.levels) if level
-        ]
+        heads = [self._deadline(level[0], k) for k, level in enumerate(self.levels) if level]
         return min(heads, default=time.monotonic() + 0.05)
 
     def _send(self, host: _Host, now: float) -> None:
@@ -154,7 +180,7 @@ class _Run:
                 if _key(host.target.address) not in self.active or host.attempt != k:
                     level.popleft()  # settled, or tried again since
                     continue
-                if host.sent[k] + self._timeout(k) > now:
+                if self._deadline(host, k) > now:
                     break
                 level.popleft()
                 if k < self.retries and self._may_send(now):

@@ -48,16 +48,19 @@ def discover_hosts(targets: Sequence[Target], opts: ScanOptions) -> list[HostRep
 def scan_host(target: Target, opts: ScanOptions, found: HostReport | None = None) -> HostReport:
     """Scan one host; ``found`` is its report from :func:`discover_hosts` (when None, the host
     is discovered here first). A host found down is not port-scanned."""
-    from stockade.sensors.scan.connect import connect_scan
+    from stockade.sensors.scan.connect import Timing, connect_scan
     from stockade.sensors.scan.syn import syn_scan
 
     report = found if found is not None else discover_hosts([target], opts)[0]
     if report.state != UP:
         return report
     start = time.monotonic()
+    timing = Timing()
+    if report.rtt is not None:  # as nmap: the discovery's round trip seeds the time-outs
+        timing.sample(report.rtt)
     if opts.tcp:
         scanner = syn_scan if opts.use_syn else connect_scan
-        r = scanner(target.address, opts.tcp, retries=opts.retries, rate=opts.rate)
+        r = scanner(target.address, opts.tcp, retries=opts.retries, rate=opts.rate, timing=timing)
         report.ports += [PortReport(p, "tcp", s) for p, s in sorted(r.ports.items())]
         answered = [s for s in r.ports.values() if s != "filtered"]
         if answered and report.reason == "user-set":
