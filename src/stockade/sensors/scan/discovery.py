@@ -6,7 +6,7 @@ not), and an empty UDP datagram to a port that is almost always closed (40125, n
 default: an ICMP port unreachable, or an answer, means up). As root they go out through one
 raw socket per protocol for all targets (:class:`~.discovery_probes.RawProbes`); without root
 through connect() to 80 and 443, a connected UDP socket and an ICMP datagram socket where the
-system allows one (:class:`~.discovery_probes.ConnectProbes`).
+system allows one (:class:`~.discovery_connect.ConnectProbes`).
 
 A host that does not answer a try is tried again, ``retries`` times, after the adaptive
 time-out (:class:`~.connect.Timing`, learnt from all hosts' answers, one more time-out for
@@ -33,11 +33,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from stockade.sensors.scan.connect import Timing
-from stockade.sensors.scan.discovery_probes import Answer, ConnectProbes, Probes, RawProbes
+from stockade.sensors.scan.discovery_connect import ConnectProbes
+from stockade.sensors.scan.discovery_probes import UNREACHABLE, Answer, Probes, RawProbes
 from stockade.sensors.scan.report import DOWN, UP, HostReport
 from stockade.sensors.scan.targets import Target
 
-UNREACHABLE = ("host-unreach", "net-unreach")
 # hosts sent to between two reads of the sockets: answers are timed as they arrive, not
 # after a long burst of sending
 _BATCH = 16
@@ -90,11 +90,13 @@ def discover(
     if settle is None:
         settle = neighbour_retransmit()
     raw = os.geteuid() == 0 if privileged is None else privileged
-    probes: Probes = (
-        RawProbes(syn_port, ack_port, udp_port, retries)
-        if raw
-        else ConnectProbes(syn_port, ack_port, udp_port)
-    )
+    probes: Probes
+    if raw:
+        probes = RawProbes(syn_port, ack_port, udp_port, retries)
+    else:
+        probes = ConnectProbes(syn_port, ack_port, udp_port)
+        # each try of a host holds three sockets until the host is settled
+        max_hosts = min(max_hosts, probes.fd_room // (3 * (retries + 1) + 1))
     try:
         return _Run(probes, retries, timing or Timing(), rate, max_hosts, settle).run(targets)
     finally:
