@@ -137,6 +137,7 @@ class Pinger:
         while True:
             now = time.monotonic()
             if deadline is not None and now >= start + deadline:
+                yield from self._receive(sent_at, answered)
                 return
             if (count is None or s.transmitted < count) and now >= next_send:
                 seq = s.transmitted + 1
@@ -160,7 +161,8 @@ class Pinger:
                 if s.rtts:
                     linger = min(linger, max(0.01, 2 * max(s.rtts)))
                 until = last_send + linger
-                if now >= until:
+                if now >= until:  # what is already here still counts (we may have slept)
+                    yield from self._receive(sent_at, answered)
                     return
             if deadline is not None:
                 until = min(until, start + deadline)
