@@ -157,6 +157,28 @@ def test_fuzz_v4_parser_contract(data: bytes) -> None:
     assert got is None or isinstance(got, icmp.Echo | icmp.IcmpError)
 
 
+QUOTED = st.one_of(
+    st.binary(max_size=100),
+    st.builds(lambda p, b: ip4(US, THEM, p, b), st.integers(0, 255), st.binary(max_size=40)),
+)
+
+
+@given(st.sampled_from([0, 3, 8, 11, 12]), st.integers(0, 15), QUOTED)
+def test_fuzz_v4_parser_deeper(kind: int, code: int, rest: bytes) -> None:
+    """Well-formed IPv4 and ICMP headers around random contents: the quoted-packet parsing."""
+    body = struct.pack("!BBHI", kind, code, 0, 0) + rest
+    body = body[:2] + struct.pack("!H", icmp.checksum(body)) + body[4:]
+    try:
+        got = icmp.parse_ipv4(ip4(ROUTER, US, socket.IPPROTO_ICMP, body))
+    except ValueError:
+        assert kind not in (0, 8)  # echo messages have nothing more to check
+        return
+    if kind in (0, 8):
+        assert isinstance(got, icmp.Echo) or (got is None and code != 0)
+    else:
+        assert isinstance(got, icmp.IcmpError) and got.source == ROUTER
+
+
 @given(st.binary(max_size=120), st.booleans(), st.one_of(st.none(), st.integers(0, 255)))
 def test_fuzz_bare_parser_contract(data: bytes, v6: bool, ttl: int | None) -> None:
     try:
