@@ -88,3 +88,15 @@ def test_scan_vs_nmap_runs_and_agrees(tmp_path: Path) -> None:
         assert figures[kind]["open"]["stockade_connect"] == [22, 25, 80, 443]
         assert figures[kind]["open"]["stockade_syn"] == [22, 25, 80, 443]
     assert "stockade SYN / nmap -sS" in r.stdout
+
+
+def test_discovery_vs_nmap_runs_and_agrees(tmp_path: Path) -> None:
+    need_namespaces()
+    need_tool("nmap")
+    r, figures = run_bench("discovery_vs_nmap", tmp_path, "--live", "4", "--rounds", "1")
+    assert len(figures["live"]) == 4
+    for topology in ("link", "routed"):
+        assert figures[topology]["agree"] is True
+        up = figures[topology]["up"]
+        assert up["stockade"] == up["nmap"] == sorted([*figures["live"], "10.81.0.1"])
+    assert "stockade / nmap" in r.stdout

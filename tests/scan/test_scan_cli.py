@@ -33,7 +33,9 @@ def scan(instance: Instance, link: Link, *args: str) -> subprocess.CompletedProc
 def test_json_per_host_with_exclusions_and_target_file(instance: Instance, hosts: Link) -> None:
     lst = instance.base / "targets.txt"
     lst.write_text("# lab\n10.76.0.2\n10.76.0.3 10.76.0.4  # .4 is nobody\n")
-    r = scan(instance, hosts, "-iL", str(lst), "--exclude", "10.76.0.3", "-p", "1-1000", "--json")
+    r = scan(
+        instance, hosts, "-iL", str(lst), "--exclude", "10.76.0.3", "-p", "1-1000", "-Pn", "--json"
+    )
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in r.stdout.splitlines()]
     assert [(h["address"], h["state"]) for h in rows] == [

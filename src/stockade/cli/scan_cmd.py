@@ -1,12 +1,13 @@
-"""``stockade scan TARGET... [-p PORTS] [-sS|-sT] [-sU] [-Pn] [--exclude T,...] [-iL FILE]
+"""``stockade scan TARGET... [-p PORTS] [-sS|-sT|-sn] [-sU] [-Pn] [--exclude T,...] [-iL FILE]
 [--traceroute] [--json] [-oX FILE]``, and ``stockade scan check|list|diff|accept`` for the
 scan groups.
 
-A TCP SYN (as root) or connect scan and a UDP scan (``-sU``) of the targets, with nmap's flags:
-``-sU`` alone scans only UDP, ``-sU -sS`` both; ports without a ``T:``/``U:`` prefix go to every
-scan asked for. ``-oX`` also writes nmap's XML (``-`` for standard output, which then carries
-the XML only), host by host, so an interrupted scan still leaves a whole file. ``--traceroute``
-adds the path to each host that is up.
+Host discovery over all targets first (``-Pn`` skips it, ``-sn`` does only that), then a TCP
+SYN (as root) or connect scan and a UDP scan (``-sU``) of the hosts found up, with nmap's
+flags: ``-sU`` alone scans only UDP, ``-sU -sS`` both; ports without a ``T:``/``U:`` prefix go
+to every scan asked for. ``-oX`` also writes nmap's XML (``-`` for standard output, which then
+carries the XML only), host by host, so an interrupted scan still leaves a whole file.
+``--traceroute`` adds the path to each host that is up.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ if TYPE_CHECKING:
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "scan",
-        help="scan hosts for open TCP and UDP ports (SYN, connect and UDP scans)",
+        help="find hosts that are up and scan their TCP and UDP ports (SYN, connect, UDP)",
         parents=[common],
-        description="TCP SYN scan (as root) or connect scan, and UDP scan, with nmap's flags: "
+        description="Host discovery, then a TCP SYN scan (as root) or connect scan, and a UDP "
+        "scan, of the hosts found up, with nmap's flags: "
         "stockade scan 10.0.0.0/24 -p 22,80,8000-8100 --exclude 10.0.0.1; "
-        "stockade scan -sU -sS -p U:53,161,T:22 10.0.0.1",
+        "stockade scan -sU -sS -p U:53,161,T:22 10.0.0.1; "
+        "stockade scan -sn 10.0.0.0/24 (discovery only)",
     )
     p.add_argument(
         "targets",
@@ -52,10 +55,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     kind.add_argument(
         "-sS", dest="syn", action="store_true", help="TCP SYN scan (root; the default as root)"
     )
+    kind.add_argument(
+        "-sn", dest="ping_only", action="store_true", help="host discovery only: no port scan"
+    )
+    p.add_argument(
+        "-Pn", dest="no_ping", action="store_true", help="no host discovery: take every host as up"
+    )
     p.add_argument(
         "-sU", dest="udp", action="store_true", help="UDP scan (with -sS or -sT: TCP as well)"
     )
-    p.add_argument("-Pn", dest="no_ping", action="store_true", help="no host discovery (default)")
     p.add_argument("-iL", dest="input_list", metavar="FILE", help="read targets from FILE")
     p.add_argument("--exclude", default="", metavar="T,...", help="targets to leave out")
     p.add_argument("--retries", type=int, default=2, help="tries after the first (default 2)")
@@ -79,7 +87,7 @@ def _resolve(name: str) -> list[str]:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from stockade.sensors.scan.pipeline import ScanOptions, scan_hosts
+    from stockade.sensors.scan.pipeline import ScanOptions, discover_hosts, scan_hosts
     from stockade.sensors.scan.ports import parse_ports
     from stockade.sensors.scan.targets import expand, parse_spec, parse_target_file
 
@@ -99,8 +107,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
         specs += parse_target_file(text, args.input_list)
     if not specs:
         raise UsageError("no target; name addresses, ranges or host names, or -iL FILE")
+    if args.ping_only and args.no_ping:
+        raise UsageError("-sn and -Pn together leave nothing to do; drop one")
     exclude = [parse_spec(t, "--exclude") for t in args.exclude.split(",") if t.strip()]
-    want_tcp = args.syn or args.connect or not args.udp
+    if args.ping_only and args.udp:
+        raise UsageError("-sn is discovery only; leave out -sU")
+    want_tcp = (args.syn or args.connect or not args.udp) and not args.ping_only
     # as nmap: ports without a T:/U: prefix go to every scan asked for
     tcp = parse_ports(args.ports).tcp if want_tcp else ()
     udp = parse_ports(args.ports, default_proto="udp").udp if args.udp else ()
@@ -115,28 +127,53 @@ def cmd_scan(args: argparse.Namespace) -> int:
     targets = expand(specs, exclude, resolve=_resolve)
     method = "syn" if args.syn else "connect" if args.connect else "auto"
     opts = ScanOptions(
-        tcp=list(tcp), udp=list(udp), method=method, retries=args.retries, rate=args.rate
+        tcp=list(tcp),
+        udp=list(udp),
+        method=method,
+        discovery="none" if args.no_ping else "auto",
+        retries=args.retries,
+        rate=args.rate,
+        traceroute=args.traceroute,
     )
-    opts.traceroute = args.traceroute
     xml = _XmlOut(args, opts) if args.xml_out else None
     error: str | None = None
+    start = time.monotonic()
+    up = 0
     try:
-        for report in scan_hosts(targets, opts):
+        found = discover_hosts(targets, opts)
+        reports = found if args.ping_only else scan_hosts(targets, opts, found)
+        for report in reports:
+            up += report.state == "up"
             if xml is not None:
                 xml.host(report)
                 if xml.stream is sys.stdout:
                     continue
             if args.json:
                 json_line(report.to_json())
-                continue
-            print_host(report)
+            elif args.ping_only:
+                print_discovered(report)
+            elif report.state == "up" or args.no_ping:  # as nmap: hosts found down not listed
+                print_host(report)
     except BaseException as e:
         error = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e) or repr(e)
         raise
     finally:
         if xml is not None:
             xml.close(error)
+    if not args.json and not (xml is not None and xml.stream is sys.stdout):
+        print(
+            f"{len(targets)} addresses ({up} {'host' if up == 1 else 'hosts'} up) "
+            f"in {time.monotonic() - start:.2f} s"
+        )
     return 0
+
+
+def print_discovered(report: HostReport) -> None:
+    if report.state != "up":
+        return
+    label = f"{report.address} ({report.name})" if report.name else report.address
+    rtt = "" if report.rtt is None else f", {report.rtt * 1000:.2f} ms"
+    print(f"{label}: up ({report.reason}{rtt})")
 
 
 class _XmlOut:

@@ -1,6 +1,7 @@
 """One scan of one host, stage after stage, into a :class:`~.report.HostReport`.
 
-The stages: host discovery (unless ``discovery`` is ``none``), the TCP port scan (SYN as root,
+The stages: host discovery (unless ``discovery`` is ``none``; :func:`scan_hosts` runs it over
+all targets at once before any port scan, as nmap does), the TCP port scan (SYN as root,
 else connect), the UDP port scan, banners and TLS certificates of open TCP ports, the path
 (traceroute), and the MAC address of a host that answered on a local link (from the kernel's
 neighbour table, which the scan's own traffic filled). :class:`ScanOptions` says which stages
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from stockade.sensors.scan.neighbours import neighbour_mac
@@ -24,7 +25,9 @@ class ScanOptions:
     tcp: list[int] = field(default_factory=list)
     udp: list[int] = field(default_factory=list)
     method: str = "auto"  # auto (SYN as root, else connect) | syn | connect
-    discovery: str = "none"  # none | auto (what nmap does by default)
+    # none (-Pn: every host is taken as up) | auto (what nmap does by default: raw probes as
+    # root, else connect()) | raw | connect
+    discovery: str = "none"
     retries: int = 2
     rate: int = 0
     banners: bool = False
@@ -36,19 +39,35 @@ class ScanOptions:
         return self.method == "syn" or (self.method == "auto" and os.geteuid() == 0)
 
 
-def scan_host(target: Target, opts: ScanOptions) -> HostReport:
-    from stockade.sensors.scan.connect import connect_scan
+def discover_hosts(targets: Sequence[Target], opts: ScanOptions) -> list[HostReport]:
+    """The discovery stage for all ``targets`` at once: one report per target with its state
+    (every host up, ``user-set``, when discovery is ``none``)."""
+    if opts.discovery == "none":
+        return [HostReport(t.address, t.name or None, UP, "user-set") for t in targets]
+    from stockade.sensors.scan.discovery import discover
+
+    privileged = None if opts.discovery == "auto" else opts.discovery == "raw"
+    return discover(targets, retries=opts.retries, privileged=privileged, rate=opts.rate)
+
+
+def scan_host(target: Target, opts: ScanOptions, found: HostReport | None = None) -> HostReport:
+    """Scan one host; ``found`` is its report from :func:`discover_hosts` (when None, the host
+    is discovered here first). A host found down is not port-scanned."""
+    from stockade.sensors.scan.connect import Timing, connect_scan
     from stockade.sensors.scan.syn import syn_scan
     from stockade.sensors.scan.udp import udp_scan
 
+    report = found if found is not None else discover_hosts([target], opts)[0]
+    if report.state != UP:
+        return report
     start = time.monotonic()
-    report = HostReport(target.address, target.name or None)
-    if opts.discovery == "none":
-        report.state, report.reason = UP, "user-set"
+    timing = Timing()
+    if report.rtt is not None:  # as nmap: the discovery's round trip seeds the time-outs
+        timing.sample(report.rtt)
     reasons: list[str] = []  # what answered, strongest first
     if opts.tcp:
         scanner = syn_scan if opts.use_syn else connect_scan
-        r = scanner(target.address, opts.tcp, retries=opts.retries, rate=opts.rate)
+        r = scanner(target.address, opts.tcp, retries=opts.retries, rate=opts.rate, timing=timing)
         report.ports += [PortReport(p, "tcp", s) for p, s in sorted(r.ports.items())]
         answered = [s for s in r.ports.values() if s != "filtered"]
         if answered:
@@ -61,20 +80,25 @@ def scan_host(target: Target, opts: ScanOptions) -> HostReport:
             reasons.append("udp-response")
         elif "closed" in states:
             reasons.append("port-unreach")
-    if reasons:
-        report.state, report.reason = UP, reasons[0]
-    elif (opts.tcp or opts.udp) and opts.discovery == "none":
+    if reasons and report.reason == "user-set":
+        report.reason = reasons[0]
+    elif not reasons and (opts.tcp or opts.udp) and opts.discovery == "none":
         report.state, report.reason = DOWN, "no-response"
     if report.state == UP:
         report.mac = neighbour_mac(target.address)
-    if opts.traceroute and report.state == UP:
-        from stockade.sensors.scan.traceroute import trace
+        if opts.traceroute:
+            from stockade.sensors.scan.traceroute import trace
 
-        report.path = trace(target.address)
-    report.elapsed = time.monotonic() - start
+            report.path = trace(target.address)
+    report.elapsed += time.monotonic() - start
     return report
 
 
-def scan_hosts(targets: Iterable[Target], opts: ScanOptions) -> Iterator[HostReport]:
-    for t in targets:
-        yield scan_host(t, opts)
+def scan_hosts(
+    targets: Sequence[Target], opts: ScanOptions, found: Sequence[HostReport] | None = None
+) -> Iterator[HostReport]:
+    """Scan every target; discovery runs first over all of them (unless ``found`` already
+    holds its reports, in the order of ``targets``), then each host found up is scanned."""
+    reports = list(found) if found is not None else discover_hosts(targets, opts)
+    for t, report in zip(targets, reports, strict=True):
+        yield scan_host(t, opts, report)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stockade.sensors.scan.pipeline import ScanOptions, scan_host
+from stockade.sensors.scan.pipeline import ScanOptions, scan_hosts
 from stockade.sensors.scan.report import DOWN, UP, HostReport
 from stockade.sensors.scan.targets import Target
 
@@ -155,7 +155,7 @@ def split(targets: Sequence[Target], opts: ScanOptions, workers: int) -> list[Wo
 
 
 def run_unit(unit: WorkUnit) -> dict[str, Any]:
-    hosts = [scan_host(t, unit.options).to_json() for t in unit.targets]
+    hosts = [r.to_json() for r in scan_hosts(unit.targets, unit.options)]
     return {"id": unit.id, "hosts": hosts}
 
 
