@@ -216,7 +216,7 @@ def cli(instance: Instance, link: Link, *args: str) -> subprocess.CompletedProce
 
 def test_cli_udp_alone_and_with_tcp(instance: Instance, hosts: Link) -> None:
     hosts.right.serve_tcp([22])
-    r = cli(instance, hosts, "-sU", "-p", "53,9", "--json", "10.78.0.2")
+    r = cli(instance, hosts, "-Pn", "-sU", "-p", "53,9", "--json", "10.78.0.2")
     assert r.returncode == 0, r.stderr
     (host,) = [json.loads(x) for x in r.stdout.splitlines()]
     assert host["state"] == "up" and host["reason"] == "udp-response"
