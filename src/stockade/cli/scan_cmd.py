@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import socket
 import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
@@ -78,18 +77,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_scan)
 
 
-def _resolve(name: str) -> list[str]:
-    try:
-        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
-    except OSError:
-        return []
-    return list(dict.fromkeys(str(i[4][0]) for i in infos))
-
-
 def cmd_scan(args: argparse.Namespace) -> int:
     from stockade.sensors.scan.pipeline import ScanOptions, discover_hosts, scan_hosts
     from stockade.sensors.scan.ports import parse_ports
-    from stockade.sensors.scan.targets import expand, parse_spec, parse_target_file
+    from stockade.sensors.scan.targets import (
+        expand,
+        parse_spec,
+        parse_target_file,
+        resolve_name,
+    )
 
     if args.targets and args.targets[0] in ACTIONS:
         return scan_baseline.run(args.targets[0], args.targets[1:], args, make_context(args))
@@ -124,7 +120,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise UsageError(
             f"-p {args.ports}: UDP port 0 cannot be probed from a socket; leave it out"
         )
-    targets = expand(specs, exclude, resolve=_resolve)
+    targets = expand(specs, exclude, resolve=resolve_name)
     method = "syn" if args.syn else "connect" if args.connect else "auto"
     opts = ScanOptions(
         tcp=list(tcp),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,14 @@ from stockade.sensors.scan.pipeline import ScanOptions
 from stockade.sensors.scan.pool import run_units
 from stockade.sensors.scan.ports import parse_ports
 from stockade.sensors.scan.report import UP, HostReport
-from stockade.sensors.scan.targets import Spec, Target, expand, parse_spec, parse_target_file
+from stockade.sensors.scan.targets import (
+    Spec,
+    Target,
+    expand,
+    parse_spec,
+    parse_target_file,
+    resolve_name,
+)
 from stockade.sensors.scan.units import WorkUnit, merge, split
 from stockade.store.base import Store
 
@@ -55,14 +61,6 @@ _RAISE = {
 
 def baseline_part(group: str) -> str:
     return f"{PART}:{group}"
-
-
-def _resolve(name: str) -> list[str]:
-    try:
-        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
-    except OSError:
-        return []
-    return list(dict.fromkeys(str(i[4][0]) for i in infos))
 
 
 @dataclass
@@ -110,7 +108,7 @@ class ScanService:
     def targets(self, g: ScanGroup) -> list[Target]:
         specs = self._specs(g.targets, g.name)
         exclude = self._specs(g.exclude, g.name)
-        return expand(specs, exclude, resolve=_resolve)
+        return expand(specs, exclude, resolve=resolve_name)
 
     def _specs(self, texts: Sequence[str], group: str) -> list[Spec]:
         out: list[Spec] = []
