@@ -1,7 +1,9 @@
-"""``stockade scan TARGET... [-p PORTS] [-sS|-sT] [-Pn] [--exclude T,...] [-iL FILE] [--json]``.
+"""``stockade scan TARGET... [-p PORTS] [-sS|-sT] [-sV [--tls-ports LIST]] [-Pn]
+[--exclude T,...] [-iL FILE] [--json]``.
 
-A TCP SYN (as root) or connect scan of the targets, with nmap's flags. Host discovery, UDP
-scans, banners, certificates, baselines and nmap XML output are not built yet (see the README).
+A TCP SYN (as root) or connect scan of the targets, with nmap's flags; ``-sV`` adds the banner
+and TLS certificate of each open port. Host discovery, UDP scans, baselines and nmap XML output
+are not built yet (see the README).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from stockade.cli.output import json_line, table
 from stockade.errors import StockadeError, UsageError
 
 if TYPE_CHECKING:
-    from stockade.sensors.scan.report import HostReport
+    from stockade.sensors.scan.report import HostReport, PortReport
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -31,6 +33,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     kind.add_argument("-sT", dest="connect", action="store_true", help="TCP connect scan")
     kind.add_argument(
         "-sS", dest="syn", action="store_true", help="TCP SYN scan (root; the default as root)"
+    )
+    p.add_argument(
+        "-sV",
+        dest="service_facts",
+        action="store_true",
+        help="banners and TLS certificates of open ports",
+    )
+    p.add_argument(
+        "--tls-ports",
+        metavar="LIST",
+        help="with -sV: ports where TLS starts at once (default 443,465,636,853,993,995,5061,"
+        "8443; none for none); other ports get TLS when their answer looks like it",
     )
     p.add_argument("-Pn", dest="no_ping", action="store_true", help="no host discovery (default)")
     p.add_argument("-iL", dest="input_list", metavar="FILE", help="read targets from FILE")
@@ -73,6 +87,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     targets = expand(specs, exclude, resolve=_resolve)
     method = "syn" if args.syn else "connect" if args.connect else "auto"
     opts = ScanOptions(tcp=list(ports.tcp), method=method, retries=args.retries, rate=args.rate)
+    opts.banners = args.service_facts
+    if args.tls_ports is not None:
+        opts.tls_ports = _tls_ports(args.tls_ports, args.service_facts)
     for report in scan_hosts(targets, opts):
         if args.json:
             json_line(report.to_json())
@@ -81,12 +98,41 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tls_ports(text: str, service_facts: bool) -> list[int]:
+    from stockade.sensors.scan.ports import parse_ports
+
+    if not service_facts:
+        raise UsageError("--tls-ports is only used with -sV; add -sV or leave --tls-ports out")
+    if text.strip().lower() == "none":
+        return []
+    spec = parse_ports(text, what="--tls-ports")
+    if spec.udp:
+        raise UsageError(f"--tls-ports {text!r}: TLS ports are TCP ports; leave out U:")
+    return list(spec.tcp)
+
+
+def _facts_cell(p: PortReport) -> str:
+    """The banner's first line and the certificate's subject and expiry, shortened."""
+    parts = []
+    if p.banner:
+        line = p.banner.split("\n", 1)[0]
+        parts.append(line if len(line) <= 48 else line[:47] + "…")
+    if p.cert is not None:
+        subject = p.cert.subject if len(p.cert.subject) <= 40 else p.cert.subject[:39] + "…"
+        parts.append(f"[{subject}, expires {p.cert.not_after[:10]}]")
+    return " ".join(parts)
+
+
 def print_host(report: HostReport) -> None:
     label = f"{report.address} ({report.name})" if report.name else report.address
     print(f"{label}: {report.state}, {len(report.ports)} ports in {report.elapsed:.2f} s")
     every = len(report.ports) <= 30
     shown = [p for p in report.ports if every or p.state == "open"]
-    if shown:
+    facts = any(p.banner or p.cert for p in shown)
+    if shown and facts:
+        rows = [[f"{p.port}/{p.proto}", p.state, _facts_cell(p)] for p in shown]
+        table(rows, ["PORT", "STATE", "SERVICE"])
+    elif shown:
         table([[f"{p.port}/{p.proto}", p.state] for p in shown], ["PORT", "STATE"])
     if not every:
         closed = sum(p.state == "closed" for p in report.ports)

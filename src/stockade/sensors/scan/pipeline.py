@@ -12,9 +12,14 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from stockade.sensors.scan.report import DOWN, UP, HostReport, PortReport
 from stockade.sensors.scan.targets import Target
+from stockade.sensors.scan.tls import TLS_PORTS
+
+if TYPE_CHECKING:
+    from stockade.sensors.scan.connect import Timing
 
 
 @dataclass
@@ -25,6 +30,8 @@ class ScanOptions:
     discovery: str = "none"  # none | auto (what nmap does by default)
     retries: int = 2
     rate: int = 0
+    banners: bool = False  # banners and TLS certificates of open TCP ports (-sV)
+    tls_ports: list[int] = field(default_factory=lambda: list(TLS_PORTS))
 
     @property
     def use_syn(self) -> bool:
@@ -49,8 +56,27 @@ def scan_host(target: Target, opts: ScanOptions) -> HostReport:
             report.reason = "syn-ack" if "open" in answered else "reset"
         elif opts.discovery == "none":
             report.state, report.reason = DOWN, "no-response"
+        if opts.banners:
+            _service_facts(report, target, opts, r.timing)
     report.elapsed = time.monotonic() - start
     return report
+
+
+def _service_facts(report: HostReport, target: Target, opts: ScanOptions, timing: Timing) -> None:
+    from stockade.sensors.scan.facts import service_facts
+
+    open_tcp = report.open_ports("tcp")
+    found = service_facts(
+        target.address,
+        [p.port for p in open_tcp],
+        name=target.name,
+        tls_ports=opts.tls_ports,
+        timing=timing,
+        rate=opts.rate,
+    )
+    for p in open_tcp:
+        if p.port in found:
+            p.banner, p.cert = found[p.port].banner, found[p.port].cert
 
 
 def scan_hosts(targets: Iterable[Target], opts: ScanOptions) -> Iterator[HostReport]:
