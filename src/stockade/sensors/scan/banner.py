@@ -5,12 +5,14 @@ service to speak first (SSH, SMTP, FTP, POP3, IMAP and MySQL greet on their own)
 service stays silent it sends one harmless probe — ``HEAD / HTTP/1.0`` to ports where HTTP is
 usual, else three empty lines — and reads the answer. Neither probe changes anything on a
 server: HEAD is HTTP's read-only request, an empty line is at most an unknown command. Reading
-stops at the end of the first lines (or of an HTTP header), at ``limit`` bytes, or when the
+stops at the end of the first lines (or of an HTTP header), at a kilobyte, or when the
 service pauses.
 
-:func:`sanitize` (pure) turns the bytes into the banner: the first lines, joined by ``\\n``,
-with every byte outside printable ASCII escaped (``\\xNN``, ``\\t``, ``\\\\``) so that a banner
-can never carry terminal escapes or break a table; at most ``limit`` characters.
+:func:`sanitize` (pure) turns the bytes into the banner: the first lines (of an HTTP
+response the status line and the ``Server`` header, which stay the same from one scan to the
+next), joined by ``\\n``, with every byte outside printable ASCII escaped (``\\xNN``, ``\\t``,
+``\\\\``) so that a banner can never carry terminal escapes or break a table; at most
+``limit`` characters.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ HTTP_PROBE = b"HEAD / HTTP/1.0\r\n\r\n"
 #: Three empty lines: what line-based services ignore or answer with an error, and enough
 #: bytes (five or more) for a TLS server to see that this is no handshake and hang up.
 GENERIC_PROBE = b"\r\n\r\n\r\n"
-LIMIT = 256
+LIMIT = 256  # characters of a banner
+READ_LIMIT = 1024  # bytes read from a service
 MAX_LINES = 3
 _BREAK = re.compile(rb"\r\n|\n|\r")
 _ESCAPES = {0x09: "\\t", 0x5C: "\\\\"}
@@ -39,22 +42,10 @@ _HTTPS_HINT = re.compile(rb"(?i)https (?:port|server)|plain http request")
 
 
 def sanitize(data: bytes, limit: int = LIMIT, max_lines: int = MAX_LINES) -> str:
-    """The first ``max_lines`` non-empty lines of ``data`` (stopping at an empty line after
-    the first, as at the end of an HTTP header), joined by ``\\n``, every other byte outside
+    """The :func:`first_lines` of ``data`` joined by ``\\n``, every other byte outside
     printable ASCII escaped; at most ``limit`` characters, never a cut escape. Binary data (a
     NUL byte, or under three quarters text) is not split into lines: it is escaped whole."""
-    lines: list[bytes] = []
-    if not is_text(data[:limit]):
-        lines = [data[:limit]]
-    else:
-        for line in _BREAK.split(data):
-            if not line:
-                if lines:
-                    break
-                continue
-            lines.append(line)
-            if len(lines) == max_lines:
-                break
+    lines = first_lines(data, max_lines) if is_text(data[:limit]) else [data[:limit]]
     out: list[str] = []
     size = 0
     for i, line in enumerate(lines):
@@ -66,6 +57,22 @@ def sanitize(data: bytes, limit: int = LIMIT, max_lines: int = MAX_LINES) -> str
             out.append(tok)
             size += len(tok)
     return "".join(out)
+
+
+def first_lines(data: bytes, max_lines: int = MAX_LINES) -> list[bytes]:
+    """The first ``max_lines`` non-empty lines, up to the first empty line after text; of an
+    HTTP response, the status line and the ``Server`` header only (the others, such as
+    ``Date``, change from one request to the next)."""
+    lines: list[bytes] = []
+    for line in _BREAK.split(data):
+        if not line:
+            if lines:
+                break
+            continue
+        lines.append(line)
+    if lines and lines[0].startswith(b"HTTP/"):
+        lines = lines[:1] + [h for h in lines[1:] if h[:7].lower() == b"server:"]
+    return lines[:max_lines]
 
 
 def is_text(data: bytes) -> bool:
@@ -98,9 +105,12 @@ def probe_for(port: int) -> bytes:
 
 
 def _enough(buf: bytes, max_lines: int) -> bool:
-    """The first lines are in: an empty line after some text, or ``max_lines`` line ends."""
+    """The first lines are in: an empty line after some text, or ``max_lines`` line ends (of
+    an HTTP response, the whole header)."""
     text = buf.lstrip(b"\r\n")
-    return b"\n\n" in text or b"\r\n\r\n" in text or text.count(b"\n") >= max_lines
+    if b"\n\n" in text or b"\r\n\r\n" in text:
+        return True
+    return not text.startswith(b"HTTP/") and text.count(b"\n") >= max_lines
 
 
 @dataclass(frozen=True)
@@ -145,7 +155,7 @@ async def read_some(
     conv: Conversation,
     *,
     settle: float = Waits.settle,
-    limit: int = LIMIT,
+    limit: int = READ_LIMIT,
 ) -> bytes:
     """Read into ``conv.data`` for up to ``wait`` seconds, stopping at ``limit`` bytes, at the
     end of the first lines, on a pause of ``settle`` seconds after data, or when the peer

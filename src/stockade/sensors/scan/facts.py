@@ -33,7 +33,8 @@ from stockade.sensors.scan.report import Cert
 from stockade.sensors.scan.tls import TLS_PORTS, client_context, is_smtp, peer_chain, smtp_starttls
 
 _LINGER0 = struct.pack("ii", 1, 0)
-_FAILED = (OSError, ssl.SSLError, TimeoutError, EOFError)
+# what one port may raise; ValueError: a host name the TLS library cannot encode as SNI
+_FAILED = (OSError, ssl.SSLError, TimeoutError, EOFError, ValueError)
 
 
 @dataclass
