@@ -94,7 +94,7 @@ def test_facts_vs_nmap_runs_and_finds_everything(tmp_path: Path) -> None:
     need_namespaces()
     need_tool("nmap")
     r, figures = run_bench(
-        "facts_vs_nmap", tmp_path, "--greet", "4", "--silent", "1", "--no-sv", timeout=900
+        "facts_vs_nmap", tmp_path, "--greet", "4", "--silent", "1", "--nmap", "scripts", timeout=900
     )
     assert figures["complete"]["stockade"] is True
     assert figures["found"]["stockade"] == {"banners": 4, "certs": 7, "right_cert": True}

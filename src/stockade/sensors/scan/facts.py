@@ -57,7 +57,7 @@ def service_facts(
     name: str = "",
     tls_ports: Iterable[int] = TLS_PORTS,
     timing: Timing | None = None,
-    concurrency: int = 128,
+    concurrency: int = 256,
     rate: int = 0,
 ) -> dict[int, PortFacts]:
     """Banners and certificates of ``ports`` (open TCP ports of ``address``); ``name`` is the
