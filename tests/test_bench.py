@@ -100,3 +100,15 @@ def test_discovery_vs_nmap_runs_and_agrees(tmp_path: Path) -> None:
         up = figures[topology]["up"]
         assert up["stockade"] == up["nmap"] == sorted([*figures["live"], "10.81.0.1"])
     assert "stockade / nmap" in r.stdout
+
+
+def test_facts_vs_nmap_runs_and_finds_everything(tmp_path: Path) -> None:
+    need_namespaces()
+    need_tool("nmap")
+    r, figures = run_bench(
+        "facts_vs_nmap", tmp_path, "--greet", "4", "--silent", "1", "--nmap", "scripts", timeout=900
+    )
+    assert figures["complete"]["stockade"] is True
+    assert figures["found"]["stockade"] == {"banners": 4, "certs": 7, "right_cert": True}
+    assert figures["ports"] == {"greet": 4, "silent": 1, "tls": 7}
+    assert "nmap_scripts / stockade" in r.stdout

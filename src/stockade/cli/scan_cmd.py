@@ -1,13 +1,14 @@
-"""``stockade scan TARGET... [-p PORTS] [-sS|-sT|-sn] [-sU] [-Pn] [--exclude T,...] [-iL FILE]
-[--traceroute] [--json] [-oX FILE]``, and ``stockade scan check|list|diff|accept`` for the
-scan groups.
+"""``stockade scan TARGET... [-p PORTS] [-sS|-sT|-sn] [-sU] [-sV [--tls-ports LIST]] [-Pn]
+[--exclude T,...] [-iL FILE] [--traceroute] [--json] [-oX FILE]``, and ``stockade scan
+check|list|diff|accept`` for the scan groups.
 
 Host discovery over all targets first (``-Pn`` skips it, ``-sn`` does only that), then a TCP
 SYN (as root) or connect scan and a UDP scan (``-sU``) of the hosts found up, with nmap's
 flags: ``-sU`` alone scans only UDP, ``-sU -sS`` both; ports without a ``T:``/``U:`` prefix go
 to every scan asked for. ``-oX`` also writes nmap's XML (``-`` for standard output, which then
 carries the XML only), host by host, so an interrupted scan still leaves a whole file.
-``--traceroute`` adds the path to each host that is up.
+``-sV`` adds the banner and TLS certificate of each open TCP port, ``--traceroute`` the
+path to each host that is up.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from stockade.errors import StockadeError, UsageError
 if TYPE_CHECKING:
     from stockade.sensors.scan.nmapxml import NmapXmlWriter
     from stockade.sensors.scan.pipeline import ScanOptions
-    from stockade.sensors.scan.report import Hop, HostReport
+    from stockade.sensors.scan.report import Hop, HostReport, PortReport
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -62,6 +63,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "-sU", dest="udp", action="store_true", help="UDP scan (with -sS or -sT: TCP as well)"
+    )
+    p.add_argument(
+        "-sV",
+        dest="service_facts",
+        action="store_true",
+        help="banners and TLS certificates of open ports",
+    )
+    p.add_argument(
+        "--tls-ports",
+        metavar="LIST",
+        help="with -sV: ports where TLS starts at once (default 443,465,636,853,993,995,5061,"
+        "8443; none for none); other ports get TLS when their answer looks like it",
     )
     p.add_argument("-iL", dest="input_list", metavar="FILE", help="read targets from FILE")
     p.add_argument("--exclude", default="", metavar="T,...", help="targets to leave out")
@@ -131,6 +144,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         rate=args.rate,
         traceroute=args.traceroute,
     )
+    opts.banners = args.service_facts
+    if args.tls_ports is not None:
+        opts.tls_ports = _tls_ports(args.tls_ports, args.service_facts)
     xml = _XmlOut(args, opts) if args.xml_out else None
     error: str | None = None
     start = time.monotonic()
@@ -214,12 +230,41 @@ class _XmlOut:
             self.stream.close()
 
 
+def _tls_ports(text: str, service_facts: bool) -> list[int]:
+    from stockade.sensors.scan.ports import parse_ports
+
+    if not service_facts:
+        raise UsageError("--tls-ports is only used with -sV; add -sV or leave --tls-ports out")
+    if text.strip().lower() == "none":
+        return []
+    spec = parse_ports(text, what="--tls-ports")
+    if spec.udp:
+        raise UsageError(f"--tls-ports {text!r}: TLS ports are TCP ports; leave out U:")
+    return list(spec.tcp)
+
+
+def _facts_cell(p: PortReport) -> str:
+    """The banner's first line and the certificate's subject and expiry, shortened."""
+    parts = []
+    if p.banner:
+        line = p.banner.split("\n", 1)[0]
+        parts.append(line if len(line) <= 48 else line[:47] + "…")
+    if p.cert is not None:
+        subject = p.cert.subject if len(p.cert.subject) <= 40 else p.cert.subject[:39] + "…"
+        parts.append(f"[{subject}, expires {p.cert.not_after[:10]}]")
+    return " ".join(parts)
+
+
 def print_host(report: HostReport) -> None:
     label = f"{report.address} ({report.name})" if report.name else report.address
     print(f"{label}: {report.state}, {len(report.ports)} ports in {report.elapsed:.2f} s")
     every = len(report.ports) <= 30
     shown = [p for p in report.ports if every or p.state == "open"]
-    if shown:
+    facts = any(p.banner or p.cert for p in shown)
+    if shown and facts:
+        rows = [[f"{p.port}/{p.proto}", p.state, _facts_cell(p)] for p in shown]
+        table(rows, ["PORT", "STATE", "SERVICE"])
+    elif shown:
         table([[f"{p.port}/{p.proto}", p.state] for p in shown], ["PORT", "STATE"])
     if not every:
         closed = sum(p.state == "closed" for p in report.ports)

@@ -14,10 +14,15 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from stockade.sensors.scan.neighbours import neighbour_mac
 from stockade.sensors.scan.report import DOWN, UP, HostReport, PortReport
 from stockade.sensors.scan.targets import Target
+from stockade.sensors.scan.tls import TLS_PORTS
+
+if TYPE_CHECKING:
+    from stockade.sensors.scan.connect import Timing
 
 
 @dataclass
@@ -30,8 +35,8 @@ class ScanOptions:
     discovery: str = "none"
     retries: int = 2
     rate: int = 0
-    banners: bool = False
-    tls_ports: list[int] = field(default_factory=list)
+    banners: bool = False  # banners and TLS certificates of open TCP ports (-sV)
+    tls_ports: list[int] = field(default_factory=lambda: list(TLS_PORTS))
     traceroute: bool = False
 
     @property
@@ -72,6 +77,8 @@ def scan_host(target: Target, opts: ScanOptions, found: HostReport | None = None
         answered = [s for s in r.ports.values() if s != "filtered"]
         if answered:
             reasons.append("syn-ack" if "open" in answered else "reset")
+        if opts.banners:
+            _service_facts(report, target, opts, r.timing)
     if opts.udp:
         u = udp_scan(target.address, opts.udp, retries=opts.retries, rate=opts.rate)
         report.ports += [PortReport(p, "udp", s) for p, s in sorted(u.ports.items())]
@@ -92,6 +99,23 @@ def scan_host(target: Target, opts: ScanOptions, found: HostReport | None = None
             report.path = trace(target.address)
     report.elapsed += time.monotonic() - start
     return report
+
+
+def _service_facts(report: HostReport, target: Target, opts: ScanOptions, timing: Timing) -> None:
+    from stockade.sensors.scan.facts import service_facts
+
+    open_tcp = report.open_ports("tcp")
+    found = service_facts(
+        target.address,
+        [p.port for p in open_tcp],
+        name=target.name,
+        tls_ports=opts.tls_ports,
+        timing=timing,
+        rate=opts.rate,
+    )
+    for p in open_tcp:
+        if p.port in found:
+            p.banner, p.cert = found[p.port].banner, found[p.port].cert
 
 
 def scan_hosts(
