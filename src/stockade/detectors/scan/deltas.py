@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
+from stockade.sensors.scan.certs import cert_changes
+from stockade.sensors.scan.certs import expiring as expires_within
 from stockade.sensors.scan.report import UP, Cert, Hop, HostReport, PortReport
 
 HOST_NEW, HOST_DOWN, HOST_UP = "host-new", "host-down", "host-up"
@@ -163,16 +165,10 @@ def _fact_deltas(key: str, address: str, was: PortReport, now: PortReport) -> li
     if was.banner is not None and now.banner is not None and was.banner != now.banner:
         out.append(Delta(BANNER_CHANGED, key, address, now.port, now.proto, was.banner, now.banner))
     if was.cert is not None and now.cert is not None and was.cert.sha256 != now.cert.sha256:
+        what = ", ".join(c for c in cert_changes(was.cert, now.cert) if c != "fingerprint")
+        new = _cert_text(now.cert) + (f"; also changed: {what}" if what else "")
         out.append(
-            Delta(
-                CERT_CHANGED,
-                key,
-                address,
-                now.port,
-                now.proto,
-                _cert_text(was.cert),
-                _cert_text(now.cert),
-            )
+            Delta(CERT_CHANGED, key, address, now.port, now.proto, _cert_text(was.cert), new)
         )
     return out
 
@@ -211,15 +207,9 @@ def compare(
     return out
 
 
-def parse_time(text: str) -> datetime:
-    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def expiring(current: Mapping[str, HostReport], now: datetime, days: int) -> list[Delta]:
     """A delta for every certificate in ``current`` that expires within ``days`` (or has)."""
     out = []
-    limit = now + timedelta(days=days)
     for key, host in current.items():
         if host.state != UP:
             continue
@@ -227,10 +217,12 @@ def expiring(current: Mapping[str, HostReport], now: datetime, days: int) -> lis
             if p.cert is None:
                 continue
             try:
-                until = parse_time(p.cert.not_after)
+                soon = expires_within(p.cert, now, days)
             except ValueError:
-                continue
-            if until <= limit:
+                continue  # a date that does not parse: nothing to say about it
+            if soon:
+                until = datetime.fromisoformat(p.cert.not_after.replace("Z", "+00:00"))
+                until = until if until.tzinfo else until.replace(tzinfo=UTC)
                 left = until - now
                 when = "expired" if left.total_seconds() <= 0 else f"in {left.days} days"
                 out.append(
