@@ -130,3 +130,11 @@ def test_scans_are_stored_listed_and_pruned(tmp_path: Path) -> None:
     assert store.prune_scans("lan", 1) == 2
     assert [s.started for s in store.list_scans()] == [2.0, 4.0]
     store.close()
+
+
+def test_alerts_after_an_id(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "s.db")
+    ids = s.add_alerts([Alert("files", "k", f"/x{i}", Severity.HIGH) for i in range(5)])
+    assert [a.subject for a in s.list_alerts(after_id=ids[2])] == ["/x3", "/x4"]
+    assert s.list_alerts(after_id=ids[4]) == []
+    s.close()

@@ -45,7 +45,12 @@ class Store(Protocol):
         part: str | None = None,
         min_severity: Severity | None = None,
         limit: int | None = None,
-    ) -> list[Alert]: ...
+        after_id: int | None = None,
+    ) -> list[Alert]:
+        """Alerts oldest first (the newest ``limit`` when given); ``after_id``: only those
+        stored after the alert of that id (a cursor for followers: notifications, live pages)."""
+        ...
+
     def list_events(
         self, *, since: float | None = None, part: str | None = None, limit: int | None = None
     ) -> list[Event]: ...

@@ -106,11 +106,15 @@ class SqliteStore:
         part: str | None = None,
         min_severity: Severity | None = None,
         limit: int | None = None,
+        after_id: int | None = None,
     ) -> list[Alert]:
         where, args = self._filters(since, part)
         if min_severity is not None:
             where.append("severity >= ?")
             args.append(int(min_severity))
+        if after_id is not None:
+            where.append("id > ?")
+            args.append(after_id)
         rows = self._select("alerts", where, args, limit, extra=", acknowledged")
         return [Alert(**_record(r), id=r[0], acknowledged=bool(r[8])) for r in rows]
 
