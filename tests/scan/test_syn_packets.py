@@ -37,7 +37,11 @@ def test_replies_are_matched_on_port_and_acknowledgement() -> None:
     seq = 1000
     synack = ip4("10.0.0.2", reply(443, 40000, seq + 1, 0x12))
     rst = ip4("10.0.0.2", reply(81, 40000, seq + 1, 0x14))
-    assert parse_reply(synack, with_ip=True, sport=40000, seq=seq) == ("10.0.0.2", 443, "open")
+    assert parse_reply(synack, with_ip=True, sport=40000, seq=seq) == (
+        ipaddress.IPv4Address("10.0.0.2").packed,
+        443,
+        "open",
+    )
     assert parse_reply(rst, with_ip=True, sport=40000, seq=seq)[1:] == (81, "closed")  # type: ignore[index]
     # a wrong acknowledgement (forged or stale) or another port of ours is not an answer
     assert (
@@ -52,7 +56,7 @@ def test_replies_are_matched_on_port_and_acknowledgement() -> None:
     )
     # IPv6 raw sockets give the segment alone
     assert parse_reply(reply(22, 40000, seq + 1, 0x12), with_ip=False, sport=40000, seq=seq) == (
-        "",
+        b"",
         22,
         "open",
     )

@@ -9,6 +9,9 @@ Everything here is pure (no I/O). Two ways in, as the kernel hands packets over:
   datagram ("ping") sockets deliver it, with the sender and the TTL / hop limit the caller read
   from the socket's ancillary data (:func:`ttl_from_ancillary`).
 
+:func:`echo_in` wraps both for callers that want echoes only (traceroute's ICMP probes): an
+:class:`Echo` or ``None``, never an exception.
+
 The contract of both parsers: an :class:`Echo` or an :class:`IcmpError` for what a scanner can
 use; ``None`` for well-formed packets of no use (not ICMP, redirects, neighbour discovery, …);
 ``ValueError`` for malformed bytes (truncated, bad lengths, a bad IPv4 checksum). Nothing else

@@ -24,8 +24,8 @@ from collections.abc import Iterable
 
 from stockade.errors import StockadeError
 from stockade.sensors.scan.connect import CLOSED, FILTERED, OPEN, ScanResult, Timing, route_source
-from stockade.sensors.scan.inet import fold, ones_sum, pseudo_header4
-from stockade.sensors.scan.tcp_probe import ACK, RST, SYN, parse
+from stockade.sensors.scan.inet import fold, ipv4_payload, ones_sum, pseudo_header4
+from stockade.sensors.scan.tcp_probe import ACK, RST, SYN
 
 _MSS = b"\x02\x04\x05\xb4"  # MSS 1460, as a real stack's SYN carries
 _IPV6_CHECKSUM = getattr(socket, "IPV6_CHECKSUM", 7)
@@ -60,16 +60,24 @@ class SynBuilder:
 
 def parse_reply(
     packet: bytes, *, with_ip: bool, sport: int, seq: int
-) -> tuple[str, int, str] | None:
-    """(source address or '', target port, open|closed) when ``packet`` answers our SYN; None
-    for anything else (other traffic, short or malformed packets)."""
-    seg = parse(packet, with_ip=with_ip)
-    if seg is None or seg.dport != sport or seg.ack != (seq + 1) & 0xFFFFFFFF:
+) -> tuple[bytes, int, str] | None:
+    """(source address bytes or b'', target port, open|closed) when ``packet`` answers our SYN;
+    None for anything else (other traffic, short or malformed packets)."""
+    src = b""
+    if with_ip:
+        got = ipv4_payload(packet, socket.IPPROTO_TCP)
+        if got is None:
+            return None
+        src, packet = got
+    if len(packet) < 20:
         return None
-    if seg.flags & (SYN | ACK) == SYN | ACK:
-        return seg.source, seg.sport, OPEN
-    if seg.flags & RST:
-        return seg.source, seg.sport, CLOSED
+    port, dport, _seq, ack, _off, flags = struct.unpack("!HHIIBB", packet[:14])
+    if dport != sport or ack != (seq + 1) & 0xFFFFFFFF:
+        return None
+    if flags & (SYN | ACK) == SYN | ACK:
+        return src, port, OPEN
+    if flags & RST:
+        return src, port, CLOSED
     return None
 
 
@@ -93,7 +101,7 @@ def syn_scan(
     tm = result.timing
     start = time.monotonic()
     src = route_source(address)
-    target = str(ipaddress.ip_address(address))
+    dst_bytes = ipaddress.ip_address(address).packed
     holder = socket.socket(family, socket.SOCK_STREAM)  # keeps the source port ours
     holder.bind((src, 0))
     sport = holder.getsockname()[1]
@@ -119,10 +127,10 @@ def syn_scan(
                 got = parse_reply(packet, with_ip=with_ip, sport=sport, seq=seq)
                 if got is None:
                     continue
-                source, port, state = got
+                src_bytes, port, state = got
                 if not with_ip:  # IPv6 raw sockets give the segment alone
-                    source = str(ipaddress.ip_address(peer[0].partition("%")[0]))
-                if source != target:
+                    src_bytes = ipaddress.ip_address(peer[0].partition("%")[0]).packed
+                if src_bytes != dst_bytes:
                     continue
                 t0 = sent_at.pop(port, None)
                 if t0 is None or port in result.ports:

@@ -8,7 +8,6 @@ sequence number is ``ack`` (RFC 9293 §3.10.7.1), open port or not. Either shows
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import struct
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ def parse(packet: bytes, *, with_ip: bool) -> Segment | None:
         got = ipv4_payload(packet, socket.IPPROTO_TCP)
         if got is None:
             return None
-        source, packet = str(ipaddress.IPv4Address(got[0])), got[1]
+        source, packet = socket.inet_ntoa(got[0]), got[1]
     if len(packet) < 20:
         return None
     sport, dport, seq, ack, _off, flags = struct.unpack("!HHIIBB", packet[:14])
