@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from stockade.sensors.scan import icmp, tcp_probe
 from stockade.sensors.scan.discovery_probes import Answer, icmp_error_answer, tcp_answer
+from stockade.sensors.scan.errqueue import SO_TIMESTAMPNS
+from stockade.sensors.scan.inet import checksum, pseudo_header4
 
 US, THEM, ROUTER = "10.0.0.1", "10.0.0.2", "10.0.0.254"
 
@@ -35,18 +37,18 @@ def ip6_header(src: str, dst: str, proto: int, length: int) -> bytes:
 def as_reply(request: bytes) -> bytes:
     """What a host sends back for an IPv4 echo request: type 0, checksum redone."""
     body = b"\x00\x00\x00\x00" + request[4:]
-    return body[:2] + struct.pack("!H", icmp.checksum(body)) + body[4:]
+    return body[:2] + struct.pack("!H", checksum(body)) + body[4:]
 
 
 def error4(kind: int, code: int, quoted: bytes) -> bytes:
     body = struct.pack("!BBHI", kind, code, 0, 0) + quoted
-    return body[:2] + struct.pack("!H", icmp.checksum(body)) + body[4:]
+    return body[:2] + struct.pack("!H", checksum(body)) + body[4:]
 
 
 @given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.binary(max_size=200))
 def test_echo_request_round_trip(ident: int, seq: int, payload: bytes) -> None:
     req = icmp.echo_request(ident, seq, payload)
-    assert icmp.checksum(req) == 0  # a right checksum sums to zero
+    assert checksum(req) == 0  # a right checksum sums to zero
     reply = icmp.parse_ipv4(ip4(THEM, US, socket.IPPROTO_ICMP, as_reply(req), ttl=63))
     assert isinstance(reply, icmp.Echo)
     assert reply.reply and (reply.ident, reply.seq, reply.payload) == (ident, seq, payload)
@@ -85,6 +87,31 @@ def test_host_unreachable_from_a_router_quotes_our_echo() -> None:
     err = icmp.parse_ipv4(ip4(ROUTER, US, socket.IPPROTO_ICMP, error4(11, 0, short)))
     assert isinstance(err, icmp.IcmpError) and err.reason == "time-exceeded"
     assert (err.orig_sport, err.orig_dport) == (77, 3)
+
+
+def test_echo_in_finds_echoes_with_and_without_the_ip_header() -> None:
+    reply = as_reply(icmp.echo_request(7, 9, bytes(32)))
+    packet = ip4(THEM, US, socket.IPPROTO_ICMP, reply)
+    for got in (icmp.echo_in(packet, v6=False, with_ip=True), icmp.echo_in(reply, v6=False)):
+        assert got is not None and got.reply and (got.ident, got.seq) == (7, 9)
+    v6 = icmp.echo_in(struct.pack("!BBHHH", icmp.ECHO_REPLY6, 0, 0, 1, 2), v6=True)
+    assert v6 is not None and v6.reply and (v6.ident, v6.seq) == (1, 2)
+    request = icmp.echo_in(icmp.echo_request(7, 9), v6=False)  # as an ICMP error quotes it
+    assert request is not None and not request.reply and request.seq == 9
+    # not echoes (an error, a non-zero code, not ICMP), cut short, or a bad header: None
+    quoted = ip4(US, THEM, socket.IPPROTO_ICMP, icmp.echo_request(7, 9))
+    assert icmp.echo_in(error4(11, 0, quoted), v6=False) is None
+    assert icmp.echo_in(struct.pack("!BBHHH", icmp.ECHO_REPLY4, 1, 0, 7, 9), v6=False) is None
+    assert icmp.echo_in(reply[:7], v6=False) is None
+    assert icmp.echo_in(packet[:9] + b"\x06" + packet[10:], v6=False, with_ip=True) is None
+    assert icmp.echo_in(b"\x44" + packet[1:], v6=False, with_ip=True) is None
+    assert icmp.echo_in(reply, v6=False, with_ip=True) is None
+
+
+@given(st.binary(max_size=64), st.booleans(), st.booleans())
+def test_fuzz_echo_in_never_raises(data: bytes, v6: bool, with_ip: bool) -> None:
+    got = icmp.echo_in(data, v6=v6, with_ip=with_ip)
+    assert got is None or (got.size <= len(data) and 0 <= got.seq <= 0xFFFF)
 
 
 @pytest.mark.parametrize(
@@ -167,7 +194,7 @@ QUOTED = st.one_of(
 def test_fuzz_v4_parser_deeper(kind: int, code: int, rest: bytes) -> None:
     """Well-formed IPv4 and ICMP headers around random contents: the quoted-packet parsing."""
     body = struct.pack("!BBHI", kind, code, 0, 0) + rest
-    body = body[:2] + struct.pack("!H", icmp.checksum(body)) + body[4:]
+    body = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
     try:
         got = icmp.parse_ipv4(ip4(ROUTER, US, socket.IPPROTO_ICMP, body))
     except ValueError:
@@ -225,12 +252,7 @@ def test_type_filters() -> None:
 def test_tcp_probes_have_right_checksums(sport: int, dport: int, number: int) -> None:
     for flags in (tcp_probe.SYN, tcp_probe.ACK):
         seg = tcp_probe.probe(US, THEM, sport, dport, seq=number, ack=number ^ 1, flags=flags)
-        pseudo = (
-            ipaddress.IPv4Address(US).packed
-            + ipaddress.IPv4Address(THEM).packed
-            + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(seg))
-        )
-        assert icmp.checksum(pseudo + seg) == 0
+        assert checksum(pseudo_header4(US, THEM, socket.IPPROTO_TCP, len(seg)) + seg) == 0
         got = tcp_probe.parse(seg, with_ip=False)
         assert got == tcp_probe.Segment("", sport, dport, number, number ^ 1, flags)
     v6 = tcp_probe.probe("fd00::1", "fd00::2", sport, dport, seq=1, ack=0, flags=tcp_probe.SYN)
@@ -285,8 +307,9 @@ def test_tcp_answers_are_matched_on_secret_numbers() -> None:
 
 
 def test_receive_time_stamp_from_ancillary_data() -> None:
-    stamp = (socket.SOL_SOCKET, icmp.SO_TIMESTAMPNS, struct.pack("@ll", 1700000000, 250_000_000))
-    assert icmp.stamp_from_ancillary([stamp]) == 1700000000.25
-    bad = (socket.SOL_SOCKET, icmp.SO_TIMESTAMPNS, struct.pack("@ll", 1, 2_000_000_000))
-    assert icmp.stamp_from_ancillary([bad]) is None
-    assert icmp.stamp_from_ancillary([(socket.SOL_SOCKET, icmp.SO_TIMESTAMPNS, b"\0")]) is None
+    stamp = (socket.SOL_SOCKET, SO_TIMESTAMPNS, struct.pack("@ll", 1700000000, 250_000_000))
+    other = (socket.SOL_SOCKET, 29, b"\0" * 16)
+    assert icmp.stamp_from_ancillary([other, stamp]) == 1700000000.25
+    # a malformed one (errqueue.parse_timestamp's cases) counts as missing
+    assert icmp.stamp_from_ancillary([(socket.SOL_SOCKET, SO_TIMESTAMPNS, b"\0")]) is None
+    assert icmp.stamp_from_ancillary([other]) is None

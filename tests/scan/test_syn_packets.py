@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockade.sensors.scan.syn import SynBuilder, parse_reply, tcp_checksum_ok
+from stockade.sensors.scan.inet import checksum, pseudo_header4
+from stockade.sensors.scan.syn import SynBuilder, parse_reply
 
 SRC, DST = "10.0.0.1", "10.0.0.2"
 
@@ -28,9 +30,7 @@ def test_every_syn_has_a_right_checksum(dport: int, sport: int, seq: int) -> Non
     assert len(seg) == 24
     assert struct.unpack("!HHI", seg[:8]) == (sport, dport, seq)
     assert seg[13] == 0x02  # SYN only
-    assert tcp_checksum_ok(
-        ipaddress.IPv4Address(SRC).packed, ipaddress.IPv4Address(DST).packed, seg
-    )
+    assert checksum(pseudo_header4(SRC, DST, socket.IPPROTO_TCP, len(seg)) + seg) == 0
 
 
 def test_replies_are_matched_on_port_and_acknowledgement() -> None:

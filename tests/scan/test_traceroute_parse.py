@@ -1,5 +1,6 @@
 """Traceroute's pure parts without a network: the error queue's ancillary data (well-formed,
-malformed, fuzzed), what each ICMP error means, echo packets, and the printed hop lines."""
+malformed, fuzzed), what each ICMP error means, the printed hop lines, and the schedule of probes (echo
+packets are tested with :mod:`stockade.sensors.scan.icmp`)."""
 
 from __future__ import annotations
 
@@ -30,19 +31,7 @@ from stockade.sensors.scan.errqueue import (
     parse_timestamp,
 )
 from stockade.sensors.scan.report import Hop
-from stockade.sensors.scan.traceroute import (
-    ECHO6_REPLY,
-    ECHO6_REQUEST,
-    ECHO_REPLY,
-    ECHO_REQUEST,
-    PAYLOAD,
-    TraceOptions,
-    _Answer,
-    _Run,
-    echo_request,
-    inet_checksum,
-    parse_echo,
-)
+from stockade.sensors.scan.traceroute import TraceOptions, _Answer, _Run
 
 
 def sockaddr_in(address: str, port: int = 0) -> bytes:
@@ -194,41 +183,6 @@ def test_extended_errors_round_trip(
     got = parse_extended_error(ext_err(err, origin, typ, code, info) + sa)
     assert got == ExtendedError(err, origin, typ, code, info, str(address))
     assert parse_sockaddr(sa) == str(address)
-
-
-@given(st.integers(0, 65535), st.integers(0, 65535), st.binary(max_size=64))
-def test_echo_requests_carry_ident_and_sequence_with_a_right_checksum(
-    ident: int, seq: int, payload: bytes
-) -> None:
-    v4 = echo_request(ident, seq, payload)
-    assert inet_checksum(v4) == 0  # a packet with its checksum sums to zero
-    assert parse_echo(v4) == (ECHO_REQUEST, ident, seq)
-    v6 = echo_request(ident, seq, payload, v6=True)
-    assert v6[2:4] == b"\0\0"  # the kernel computes the ICMPv6 checksum
-    assert parse_echo(v6) == (ECHO6_REQUEST, ident, seq)
-
-
-def test_echo_replies_with_and_without_the_ip_header() -> None:
-    reply = struct.pack("!BBHHH", ECHO_REPLY, 0, 0, 7, 9) + PAYLOAD
-    ip = struct.pack(
-        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(reply), 0, 0, 64, 1, 0, b"\n\0\0\2", b"\n\0\0\1"
-    )
-    assert parse_echo(ip + reply, with_ip=True) == (ECHO_REPLY, 7, 9)
-    assert parse_echo(reply) == (ECHO_REPLY, 7, 9)
-    assert parse_echo(struct.pack("!BBHHH", ECHO6_REPLY, 0, 0, 1, 2)) == (ECHO6_REPLY, 1, 2)
-    # not echoes, not ICMP, or cut short
-    assert parse_echo(struct.pack("!BBHHH", 11, 0, 0, 7, 9)) is None
-    assert parse_echo(struct.pack("!BBHHH", ECHO_REPLY, 1, 0, 7, 9)) is None
-    assert parse_echo(reply[:7]) is None
-    assert parse_echo(ip[:9] + b"\x06" + ip[10:] + reply, with_ip=True) is None
-    assert parse_echo(b"\x44" + ip[1:] + reply, with_ip=True) is None  # IHL below 20 bytes
-    assert parse_echo(reply, with_ip=True) is None
-
-
-@given(st.binary(max_size=64), st.booleans())
-def test_echo_parsing_never_fails(data: bytes, with_ip: bool) -> None:
-    got = parse_echo(data, with_ip=with_ip)
-    assert got is None or got[0] in (ECHO_REQUEST, ECHO_REPLY, ECHO6_REQUEST, ECHO6_REPLY)
 
 
 def test_hop_lines_are_printed_as_traceroute_prints_them() -> None:

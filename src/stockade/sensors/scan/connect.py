@@ -23,6 +23,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from stockade.errors import StockadeError
+
 OPEN, CLOSED, FILTERED = "open", "closed", "filtered"
 _LINGER0 = struct.pack("ii", 1, 0)
 _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM}
@@ -70,6 +72,19 @@ def _self_connected(sock: socket.socket) -> bool:
         return bool(sock.getsockname()[:2] == sock.getpeername()[:2])
     except OSError:
         return False
+
+
+def route_source(address: str, error: str = "{address}: no route ({reason})") -> str:
+    """The local address the kernel would send from to reach ``address`` (no packet is sent);
+    a ``StockadeError`` worded by ``error`` (fields ``address`` and ``reason``) when there is
+    no route."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as u:
+        try:
+            u.connect((address, 9))
+        except OSError as e:
+            raise StockadeError(error.format(address=address, reason=e.strerror)) from None
+        return str(u.getsockname()[0])
 
 
 def raise_fd_limit(want: int) -> int:

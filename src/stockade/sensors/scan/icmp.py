@@ -9,6 +9,9 @@ Everything here is pure (no I/O). Two ways in, as the kernel hands packets over:
   datagram ("ping") sockets deliver it, with the sender and the TTL / hop limit the caller read
   from the socket's ancillary data (:func:`ttl_from_ancillary`).
 
+:func:`echo_in` wraps both for callers that want echoes only (traceroute's ICMP probes): an
+:class:`Echo` or ``None``, never an exception.
+
 The contract of both parsers: an :class:`Echo` or an :class:`IcmpError` for what a scanner can
 use; ``None`` for well-formed packets of no use (not ICMP, redirects, neighbour discovery, …);
 ``ValueError`` for malformed bytes (truncated, bad lengths, a bad IPv4 checksum). Nothing else
@@ -17,12 +20,16 @@ is ever raised (fuzzed in the tests).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import struct
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from stockade.sensors.scan.errqueue import SO_TIMESTAMPNS, parse_timestamp
+from stockade.sensors.scan.inet import checksum
 
 ECHO_REPLY4, ECHO_REQUEST4 = 0, 8
 ECHO_REQUEST6, ECHO_REPLY6 = 128, 129
@@ -31,8 +38,6 @@ UNREACH6, TIME_EXCEEDED6, PARAM_PROBLEM6 = 1, 3, 4
 IP_RECVTTL = 12  # Linux; not exported by the socket module
 SOL_RAW, ICMP_FILTER = 255, 1  # Linux: a raw IPv4 ICMP socket's filter of types
 ICMP6_FILTER = 1  # Linux, at level IPPROTO_ICMPV6
-SO_TIMESTAMPNS = 35  # Linux: the receive time of each packet, as a struct timespec
-_TIMESPEC = struct.Struct("@ll")
 
 # nmap's reason names for ICMP errors, by (type, code)
 _REASONS4 = {
@@ -90,16 +95,6 @@ class IcmpError:
 Message = Echo | IcmpError
 
 
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of ``data``."""
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def echo_request(ident: int, seq: int, payload: bytes = b"", *, v6: bool = False) -> bytes:
     """An echo request. IPv4 carries its checksum; for ICMPv6 the kernel computes it (it needs
     the addresses), so it is left 0."""
@@ -151,6 +146,17 @@ def parse_icmp(message: bytes, *, source: str, ttl: int | None, v6: bool) -> Mes
     return None
 
 
+def echo_in(packet: bytes, *, v6: bool, with_ip: bool = False) -> Echo | None:
+    """The echo request or reply in ``packet`` (a whole IPv4 packet when ``with_ip``, else a
+    bare ICMP or ICMPv6 message); None for anything else, malformed input included. For
+    callers that match only echoes, such as traceroute's ICMP probes."""
+    try:
+        got = parse_ipv4(packet) if with_ip else parse_icmp(packet, source="", ttl=None, v6=v6)
+    except ValueError:
+        return None
+    return got if isinstance(got, Echo) else None
+
+
 def _reason(kind: int, code: int, table: dict[tuple[int, int], str], exceeded: int) -> str:
     if (kind, code) in table:
         return table[(kind, code)]
@@ -200,10 +206,9 @@ def stamp_from_ancillary(ancdata: Iterable[tuple[int, int, bytes]]) -> float | N
     """The kernel's receive time (``SCM_TIMESTAMPNS``, asked for with ``SO_TIMESTAMPNS``) in
     ``recvmsg``'s ancillary data, as seconds since the epoch; None if absent."""
     for level, kind, data in ancdata:
-        if (level, kind) == (socket.SOL_SOCKET, SO_TIMESTAMPNS) and len(data) >= _TIMESPEC.size:
-            sec, nsec = (int(v) for v in _TIMESPEC.unpack(data[: _TIMESPEC.size]))
-            if 0 <= nsec < 1_000_000_000:
-                return sec + nsec / 1e9
+        if (level, kind) == (socket.SOL_SOCKET, SO_TIMESTAMPNS):
+            with contextlib.suppress(ValueError):
+                return parse_timestamp(data)
     return None
 
 

@@ -18,6 +18,7 @@ import time
 
 from stockade.errors import StockadeError
 from stockade.sensors.scan import icmp
+from stockade.sensors.scan.errqueue import SO_TIMESTAMPNS
 
 _SO_SNDBUFFORCE, _SO_RCVBUFFORCE = 32, 33  # Linux; not exported by the socket module
 _ANCILLARY = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(32)  # TTL and time stamp
@@ -77,7 +78,7 @@ class IcmpSocket:
             # every local address: replies come to whichever one the kernel sent from
             sock.bind(("::" if self.v6 else "0.0.0.0", 0))  # noqa: S104
             self.ident = int(sock.getsockname()[1])
-        sock.setsockopt(socket.SOL_SOCKET, icmp.SO_TIMESTAMPNS, 1)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         if buffers:
             for option in (_SO_SNDBUFFORCE, _SO_RCVBUFFORCE):
                 with contextlib.suppress(OSError):  # needs root; the defaults do otherwise

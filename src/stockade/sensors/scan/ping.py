@@ -23,8 +23,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from stockade.errors import StockadeError
 from stockade.sensors.scan import icmp
+from stockade.sensors.scan.connect import route_source
 from stockade.sensors.scan.icmp_socket import IcmpSocket
 
 _TEXT4 = {
@@ -116,7 +116,7 @@ class Pinger:
         cookie = secrets.token_bytes(8)
         self.payload = (cookie + bytes(range(8, 256)) * (size // 248 + 1))[:size]
         self.summary = PingSummary()
-        _check_route(address, self.v6)
+        route_source(address, "ping {address}: {reason}")
         self.sock = IcmpSocket(v6=self.v6, privileged=privileged)
 
     @property
@@ -232,13 +232,3 @@ def ping(
     """Ping ``address`` ``count`` times; every reply and problem, and the summary."""
     with Pinger(address, interval=interval, timeout=timeout, privileged=privileged) as p:
         return list(p.run(count)), p.summary
-
-
-def _check_route(address: str, v6: bool) -> None:
-    """Raise a one-line StockadeError when there is no route to ``address`` (no packet sent)."""
-    family = socket.AF_INET6 if v6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as u:
-        try:
-            u.connect((address, 9))
-        except OSError as e:
-            raise StockadeError(f"ping {address}: {e.strerror}") from None

@@ -23,24 +23,13 @@ import time
 from collections.abc import Iterable
 
 from stockade.errors import StockadeError
-from stockade.sensors.scan.connect import CLOSED, FILTERED, OPEN, ScanResult, Timing
+from stockade.sensors.scan.connect import CLOSED, FILTERED, OPEN, ScanResult, Timing, route_source
+from stockade.sensors.scan.inet import fold, ipv4_payload, ones_sum, pseudo_header4
+from stockade.sensors.scan.tcp_probe import ACK, RST, SYN
 
 _MSS = b"\x02\x04\x05\xb4"  # MSS 1460, as a real stack's SYN carries
 _IPV6_CHECKSUM = getattr(socket, "IPV6_CHECKSUM", 7)
 _SO_RCVBUFFORCE = 33  # Linux; not exported by the socket module
-SYN, RST, ACK = 0x02, 0x04, 0x10
-
-
-def _fold(total: int) -> int:
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
-def _sum16(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    return sum(struct.unpack(f"!{len(data) // 2}H", data))
 
 
 class SynBuilder:
@@ -50,16 +39,10 @@ class SynBuilder:
     def __init__(self, src: str, dst: str, sport: int, seq: int) -> None:
         self.sport, self.seq = sport, seq
         self.v6 = ":" in dst
-        length = 20 + len(_MSS)
-        pseudo = b""
+        self._base_sum = 0  # of everything but the destination port, which syn() adds
         if not self.v6:
-            pseudo = (
-                ipaddress.IPv4Address(src).packed
-                + ipaddress.IPv4Address(dst).packed
-                + struct.pack("!BBH", 0, socket.IPPROTO_TCP, length)
-            )
-        # the sum of everything but the destination port, which syn() adds per packet
-        self._base_sum = 0 if self.v6 else _sum16(pseudo + self._segment(0, 0))
+            pseudo = pseudo_header4(src, dst, socket.IPPROTO_TCP, 20 + len(_MSS))
+            self._base_sum = ones_sum(pseudo + self._segment(0, 0))
 
     def _segment(self, dport: int, checksum: int) -> bytes:
         return (
@@ -72,13 +55,7 @@ class SynBuilder:
     def syn(self, dport: int) -> bytes:
         if self.v6:
             return self._segment(dport, 0)
-        return self._segment(dport, ~_fold(self._base_sum + dport) & 0xFFFF)
-
-
-def tcp_checksum_ok(src: bytes, dst: bytes, segment: bytes) -> bool:
-    """Whether an IPv4 TCP segment's checksum is right (used by the tests)."""
-    pseudo = src + dst + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(segment))
-    return _fold(_sum16(pseudo + segment)) == 0xFFFF
+        return self._segment(dport, ~fold(self._base_sum + dport) & 0xFFFF)
 
 
 def parse_reply(
@@ -88,12 +65,10 @@ def parse_reply(
     None for anything else (other traffic, short or malformed packets)."""
     src = b""
     if with_ip:
-        if len(packet) < 20 or packet[0] >> 4 != 4:
+        got = ipv4_payload(packet, socket.IPPROTO_TCP)
+        if got is None:
             return None
-        ihl = (packet[0] & 0x0F) * 4
-        if ihl < 20 or packet[9] != socket.IPPROTO_TCP:
-            return None
-        src, packet = packet[12:16], packet[ihl:]
+        src, packet = got
     if len(packet) < 20:
         return None
     port, dport, _seq, ack, _off, flags = struct.unpack("!HHIIBB", packet[:14])
@@ -104,16 +79,6 @@ def parse_reply(
     if flags & RST:
         return src, port, CLOSED
     return None
-
-
-def _source_for(address: str, family: int) -> str:
-    """The local address the kernel would use to reach ``address`` (no packet is sent)."""
-    with socket.socket(family, socket.SOCK_DGRAM) as u:
-        try:
-            u.connect((address, 9))
-        except OSError as e:
-            raise StockadeError(f"{address}: no route ({e.strerror})") from None
-        return str(u.getsockname()[0])
 
 
 def syn_scan(
@@ -135,7 +100,7 @@ def syn_scan(
     result = ScanResult(address, timing=timing or Timing())
     tm = result.timing
     start = time.monotonic()
-    src = _source_for(address, family)
+    src = route_source(address)
     dst_bytes = ipaddress.ip_address(address).packed
     holder = socket.socket(family, socket.SOCK_STREAM)  # keeps the source port ours
     holder.bind((src, 0))
@@ -163,11 +128,9 @@ def syn_scan(
                 if got is None:
                     continue
                 src_bytes, port, state = got
-                if with_ip and src_bytes != dst_bytes:
-                    continue
-                if not with_ip and ipaddress.ip_address(peer[0].partition("%")[0]) != (
-                    ipaddress.ip_address(address)
-                ):
+                if not with_ip:  # IPv6 raw sockets give the segment alone
+                    src_bytes = ipaddress.ip_address(peer[0].partition("%")[0]).packed
+                if src_bytes != dst_bytes:
                     continue
                 t0 = sent_at.pop(port, None)
                 if t0 is None or port in result.ports:

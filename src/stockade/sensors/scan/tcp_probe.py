@@ -8,12 +8,11 @@ sequence number is ``ack`` (RFC 9293 §3.10.7.1), open port or not. Either shows
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import struct
 from dataclasses import dataclass
 
-from stockade.sensors.scan.icmp import checksum
+from stockade.sensors.scan.inet import checksum, ipv4_payload, pseudo_header4
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
@@ -38,11 +37,7 @@ def probe(src: str, dst: str, sport: int, dport: int, *, seq: int, ack: int, fla
     )
     if ":" in dst:
         return segment
-    pseudo = (
-        ipaddress.IPv4Address(src).packed
-        + ipaddress.IPv4Address(dst).packed
-        + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(segment))
-    )
+    pseudo = pseudo_header4(src, dst, socket.IPPROTO_TCP, len(segment))
     return segment[:16] + struct.pack("!H", checksum(pseudo + segment)) + segment[18:]
 
 
@@ -51,12 +46,10 @@ def parse(packet: bytes, *, with_ip: bool) -> Segment | None:
     as IPv6 raw sockets give it); None for anything else or anything truncated."""
     source = ""
     if with_ip:
-        if len(packet) < 20 or packet[0] >> 4 != 4 or packet[9] != socket.IPPROTO_TCP:
+        got = ipv4_payload(packet, socket.IPPROTO_TCP)
+        if got is None:
             return None
-        ihl = (packet[0] & 0x0F) * 4
-        if ihl < 20:
-            return None
-        source, packet = str(ipaddress.IPv4Address(packet[12:16])), packet[ihl:]
+        source, packet = socket.inet_ntoa(got[0]), got[1]
     if len(packet) < 20:
         return None
     sport, dport, seq, ack, _off, flags = struct.unpack("!HHIIBB", packet[:14])

@@ -15,8 +15,9 @@ Several probes are in flight at once; a silent probe is a ``*`` after ``wait`` s
 sooner — three adaptive time-outs (:class:`~stockade.sensors.scan.connect.Timing`) after it
 was sent — once a probe to the same or a farther hop has answered.
 
-Parsing the error queue's ancillary data (:mod:`.errqueue`) and the echo packets are pure
-functions, tested and fuzzed on their own; :func:`trace` is the I/O.
+Parsing the error queue's ancillary data (:mod:`.errqueue`) and building and parsing the echo
+packets (:mod:`.icmp`) are pure functions, tested and fuzzed on their own; :func:`trace` is
+the I/O.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ import math
 import secrets
 import select
 import socket
-import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from stockade.errors import StockadeError
-from stockade.sensors.scan.connect import Timing
+from stockade.sensors.scan import icmp
+from stockade.sensors.scan.connect import Timing, route_source
 from stockade.sensors.scan.errqueue import (
     IP_RECVERR,
     IPV6_RECVERR,
@@ -46,49 +47,6 @@ from stockade.sensors.scan.report import Hop
 
 UDP_PORT = 33434  # traceroute's first destination port
 PAYLOAD = bytes(32)  # 60-byte IPv4 packets (80 for IPv6), as traceroute sends by default
-
-SOL_RAW, ICMP_FILTER, ICMP6_FILTER = 255, 1, 1  # Linux; raw sockets' ICMP type filters
-
-ECHO_REQUEST, ECHO_REPLY = 8, 0
-ECHO6_REQUEST, ECHO6_REPLY = 128, 129
-_ECHO = struct.Struct("!BBHHH")
-
-
-def inet_checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of ``data``."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return int(~total & 0xFFFF)
-
-
-def echo_request(ident: int, seq: int, payload: bytes = PAYLOAD, *, v6: bool = False) -> bytes:
-    """An ICMP (or ICMPv6) echo request. The IPv4 checksum is filled in; for ICMPv6 the kernel
-    computes it (it needs the addresses), as it does for the ident of a ping socket."""
-    kind = ECHO6_REQUEST if v6 else ECHO_REQUEST
-    ident, seq = ident & 0xFFFF, seq & 0xFFFF
-    checksum = 0 if v6 else inet_checksum(_ECHO.pack(kind, 0, 0, ident, seq) + payload)
-    return _ECHO.pack(kind, 0, checksum, ident, seq) + payload
-
-
-def parse_echo(packet: bytes, *, with_ip: bool = False) -> tuple[int, int, int] | None:
-    """(ICMP type, ident, sequence) of an echo request or reply (ICMP or ICMPv6); None for
-    anything else. ``with_ip``: the packet starts with its IPv4 header (raw IPv4 sockets)."""
-    if with_ip:
-        if len(packet) < 20 or packet[0] >> 4 != 4 or packet[9] != socket.IPPROTO_ICMP:
-            return None
-        ihl = (packet[0] & 0x0F) * 4
-        if ihl < 20:
-            return None
-        packet = packet[ihl:]
-    if len(packet) < _ECHO.size:
-        return None
-    kind, code, _sum, ident, seq = _ECHO.unpack_from(packet)
-    if code != 0 or kind not in (ECHO_REQUEST, ECHO_REPLY, ECHO6_REQUEST, ECHO6_REPLY):
-        return None
-    return kind, ident, seq
 
 
 @dataclass
@@ -124,12 +82,7 @@ class _Answer:
 
 def check_route(address: str) -> None:
     """``StockadeError`` when there is no route to ``address`` (nothing is sent)."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as u:
-        try:
-            u.connect((address, UDP_PORT))
-        except OSError as e:
-            raise StockadeError(f"traceroute to {address}: no route ({e.strerror})") from None
+    route_source(address, "traceroute to {address}: no route ({reason})")
 
 
 class _Prober:
@@ -173,13 +126,11 @@ class _Prober:
         s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         if self.raw:  # raw sockets see every ICMP message: let only echo replies through
             if self.v6:
-                blocked = [0xFFFFFFFF] * 8
-                blocked[ECHO6_REPLY >> 5] &= ~(1 << (ECHO6_REPLY & 31))
-                s.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, struct.pack("=8I", *blocked))
-            else:
                 s.setsockopt(
-                    SOL_RAW, ICMP_FILTER, struct.pack("=I", ~(1 << ECHO_REPLY) & 0xFFFFFFFF)
+                    socket.IPPROTO_ICMPV6, icmp.ICMP6_FILTER, icmp.icmp6_filter([icmp.ECHO_REPLY6])
                 )
+            else:
+                s.setsockopt(icmp.SOL_RAW, icmp.ICMP_FILTER, icmp.icmp4_filter([icmp.ECHO_REPLY4]))
         s.setblocking(False)
 
     def close(self) -> None:
@@ -191,7 +142,8 @@ class _Prober:
         else:
             self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, probe.ttl)
         if self.icmp:
-            data, dest = echo_request(self.ident, probe.key, v6=self.v6), (self.address, 0)
+            data = icmp.echo_request(self.ident, probe.key, PAYLOAD, v6=self.v6)
+            dest = (self.address, 0)
         else:
             data, dest = PAYLOAD, (self.address, probe.key)
         # An ICMP error also sets the socket's pending error, which the next send returns
@@ -247,24 +199,24 @@ class _Prober:
             if not isinstance(dest, tuple) or len(dest) < 2 or not self._is_target(dest[0]):
                 return None
             return int(dest[1])
-        echo = parse_echo(data)
-        if echo is None or echo[0] not in (ECHO_REQUEST, ECHO6_REQUEST):
+        echo = icmp.echo_in(data, v6=self.v6)
+        if echo is None or echo.reply:
             return None
-        if self.raw and echo[1] != self.ident:
+        if self.raw and echo.ident != self.ident:
             return None  # another raw socket's probe
-        return echo[2]
+        return echo.seq
 
     def _reply_key(self, data: bytes, peer: object) -> int | None:
         if not isinstance(peer, tuple) or not peer:
             return None
         if not self.icmp:  # a UDP answer from the destination port we probed
             return int(peer[1]) if self._is_target(peer[0]) else None
-        echo = parse_echo(data, with_ip=self.raw and not self.v6)
-        if echo is None or echo[0] not in (ECHO_REPLY, ECHO6_REPLY):
+        echo = icmp.echo_in(data, v6=self.v6, with_ip=self.raw and not self.v6)
+        if echo is None or not echo.reply:
             return None
-        if self.raw and echo[1] != self.ident:
+        if self.raw and echo.ident != self.ident:
             return None  # another program's echo (a ping socket only gets its own)
-        return echo[2]
+        return echo.seq
 
     def _is_target(self, host: object) -> bool:
         try:

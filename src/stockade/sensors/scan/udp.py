@@ -42,8 +42,15 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from stockade.sensors.scan.connect import CLOSED, FILTERED, OPEN, ScanResult, Timing, raise_fd_limit
-from stockade.sensors.scan.syn import _source_for
+from stockade.sensors.scan.connect import (
+    CLOSED,
+    FILTERED,
+    OPEN,
+    ScanResult,
+    Timing,
+    raise_fd_limit,
+    route_source,
+)
 from stockade.sensors.scan.udp_probes import Payloads, load_payloads
 
 OPEN_FILTERED = "open|filtered"
@@ -243,8 +250,7 @@ def udp_scan(
     unknown = deque(dict.fromkeys(ports))
     if 0 in unknown:
         raise ValueError("UDP port 0 cannot be sent to from a socket")
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    _source_for(address, family)  # a one-line error when there is no route
+    route_source(address)  # a one-line error when there is no route
     table = payloads if payloads is not None else load_payloads()
     result = UdpScanResult(address, timing=timing or Timing(minimum=0.25))
     start = time.monotonic()
