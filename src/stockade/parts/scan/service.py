@@ -29,7 +29,7 @@ from stockade.detectors.scan import deltas as d
 from stockade.errors import StockadeError
 from stockade.model import Alert, ScanRecord, Severity
 from stockade.sensors.scan.pipeline import ScanOptions
-from stockade.sensors.scan.pool import run_units
+from stockade.sensors.scan.pool import default_workers, run_units
 from stockade.sensors.scan.ports import parse_ports
 from stockade.sensors.scan.report import UP, HostReport
 from stockade.sensors.scan.targets import (
@@ -147,18 +147,21 @@ class ScanService:
     def round(
         self, g: ScanGroup, progress: Callable[[int, int], None] | None = None
     ) -> list[HostReport]:
-        units = split(self.targets(g), self.options(g), self.cfg.workers or _cpus())
+        units = split(self.targets(g), self.options(g), self.cfg.workers or default_workers())
         return merge(run_units(units, self.cfg.workers, progress))
 
     def _confirm(
-        self, g: ScanGroup, reports: list[HostReport], found: list[d.Delta]
+        self,
+        g: ScanGroup,
+        base: dict[str, HostReport],
+        reports: list[HostReport],
+        found: list[d.Delta],
     ) -> list[HostReport]:
         """Scan the hosts and ports of ``found`` again, with more retries; ``reports`` with
         what the second look saw in their place."""
         opts = self.options(g)
         by_address = {r.address: r for r in reports}
         wanted: dict[str, tuple[set[int], set[int], bool]] = {}
-        base = self.baseline(g.name)
         for delta in found:
             tcp, udp, trace = wanted.setdefault(delta.address, (set(), set(), False))
             if delta.port is not None:
@@ -167,6 +170,10 @@ class ScanService:
                 for r in (base.get(delta.key), by_address.get(delta.address)):
                     for p in r.open_ports() if r is not None else []:
                         (udp if p.proto == "udp" else tcp).add(p.port)
+                if not tcp and not udp:
+                    # a host without open ports shows its state only on the group's ports
+                    tcp.update(opts.tcp)
+                    udp.update(opts.udp)
             if delta.kind == d.PATH_CHANGED:
                 wanted[delta.address] = (tcp, udp, True)
         host_level = {x.address for x in found if x.port is None and x.kind != d.PATH_CHANGED}
@@ -217,7 +224,7 @@ class ScanService:
             base = self.baseline(g.name)
             first = d.compare(base, d.snapshots(reports), g.key_by_mac)
             if first:
-                reports = self._confirm(g, reports, first)
+                reports = self._confirm(g, base, reports, first)
                 seen = {x.identity for x in first}
                 again = d.compare(base, d.snapshots(reports), g.key_by_mac)
                 confirmed = [x for x in again if x.identity in seen]
@@ -324,9 +331,3 @@ class ScanService:
                 Alert(PART, x.kind, f"{g.name}/{x.subject}", sev, detail, host=self.ctx.host)
             )
         return out
-
-
-def _cpus() -> int:
-    from stockade.sensors.scan.pool import default_workers
-
-    return default_workers()

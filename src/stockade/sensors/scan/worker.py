@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Iterable
+from typing import TextIO
 
 from stockade.errors import StockadeError
 from stockade.sensors.scan.units import UnitError, WorkUnit, run_unit
 
 
-def serve(lines: object = sys.stdin, out: object = sys.stdout) -> None:
-    assert hasattr(lines, "__iter__") and hasattr(out, "write") and hasattr(out, "flush")
+def serve(lines: Iterable[str], out: TextIO) -> None:
     for line in lines:
         if not line.strip():
             continue
@@ -33,4 +34,4 @@ def serve(lines: object = sys.stdin, out: object = sys.stdout) -> None:
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        serve()
+        serve(sys.stdin, sys.stdout)
