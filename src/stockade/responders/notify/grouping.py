@@ -42,7 +42,7 @@ class Grouper:
         if self.window_end is not None and now >= self.window_end:
             holding = self.holding
             self.window_end, self.sent = None, 0
-            if holding and len(due) > 1:
+            if holding and due:
                 return [list(due)]  # what the window held (and anything just arrived)
         if not due:
             return []

@@ -1,0 +1,81 @@
+"""Syslog over UDP (RFC 5426), TCP (RFC 6587, octet counting) or TLS (RFC 5425).
+
+One connection a delivery: notifications are few (grouping sees to that), and a fresh
+connection never writes into one the collector has half closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+
+from stockade.config.schema import SyslogChannel
+from stockade.responders.notify.address import parse_host_port
+from stockade.responders.notify.channels.base import DeliveryError, tls_context
+from stockade.responders.notify.formats import frame, rfc5424, truncate
+from stockade.responders.notify.message import Message
+
+#: the datagram size RFC 5426 says receivers should accept
+UDP_LIMIT = 2048
+
+
+class SyslogSender:
+    def __init__(self, cfg: SyslogChannel, host: str) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.host = host
+        self.address = parse_host_port(cfg.address, 514)
+
+    def payload(self, message: Message) -> bytes:
+        text = rfc5424(
+            message,
+            body_format=self.cfg.format,
+            facility=self.cfg.facility,
+            app_name=self.cfg.app_name,
+            procid=os.getpid(),
+            now=time.time(),
+        )
+        return text.encode("utf-8")
+
+    async def send(self, message: Message) -> None:
+        data = self.payload(message)
+        where = f"syslog {self.cfg.transport}://{self.cfg.address}"
+        try:
+            async with asyncio.timeout(self.cfg.timeout):
+                if self.cfg.transport == "udp":
+                    await self._udp(truncate(data, UDP_LIMIT))
+                else:
+                    await self._stream(frame(data))
+        except TimeoutError:
+            raise DeliveryError(f"{where}: no answer within {self.cfg.timeout:g} s") from None
+        except OSError as e:  # ssl.SSLError is one
+            raise DeliveryError(f"{where}: {e}") from None
+
+    async def _udp(self, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        host, port = self.address
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        family, _, _, _, addr = infos[0]
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.setblocking(False)
+            await loop.sock_connect(s, addr)
+            await loop.sock_sendall(s, data)
+
+    async def _stream(self, data: bytes) -> None:
+        host, port = self.address
+        ctx = tls_context(self.cfg.ca_file) if self.cfg.transport == "tls" else None
+        server_name = (self.cfg.server_name or host) if ctx else None
+        _, writer = await asyncio.open_connection(
+            host, port, ssl=ctx, server_hostname=server_name
+        )
+        try:
+            writer.write(data)
+            await writer.drain()
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass  # the message was handed over; a rough close does not undo that
