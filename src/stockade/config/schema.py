@@ -460,8 +460,21 @@ class SyslogChannel(_Channel):
     transport: Literal["udp", "tcp", "tls"] = "udp"
     format: Literal["plain", "json", "cef"] = "plain"
     facility: Literal[
-        "kern", "user", "mail", "daemon", "auth", "syslog", "authpriv", "local0", "local1",
-        "local2", "local3", "local4", "local5", "local6", "local7",
+        "kern",
+        "user",
+        "mail",
+        "daemon",
+        "auth",
+        "syslog",
+        "authpriv",
+        "local0",
+        "local1",
+        "local2",
+        "local3",
+        "local4",
+        "local5",
+        "local6",
+        "local7",
     ] = "authpriv"
     app_name: str = Field("stockade", pattern=r"^[!-~]{1,48}$")
     ca_file: str = Field("", description="TLS: trust this CA file; empty = the system's")

@@ -1,6 +1,6 @@
 """Notifications: alerts sent to people and systems where they already look.
 
-    alerts (store) ──route──▶ outbox (store) ──group, cap──▶ channel ──▶ syslog, mail, webhook, command
+    alerts ──route──▶ outbox ──group, cap──▶ channel ──▶ syslog, mail, webhook, command
 
 :mod:`message` turns one alert or a group into a :class:`~message.Message`; :mod:`formats`
 writes it for syslog (RFC 5424 with a plain, JSON or CEF body); :mod:`grouping` decides what

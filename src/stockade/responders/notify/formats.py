@@ -56,8 +56,10 @@ def sd_value(text: str) -> str:
 
 
 def timestamp(when: float) -> str:
-    return dt.datetime.fromtimestamp(when, dt.UTC).isoformat(timespec="microseconds").replace(
-        "+00:00", "Z"
+    return (
+        dt.datetime.fromtimestamp(when, dt.UTC)
+        .isoformat(timespec="microseconds")
+        .replace("+00:00", "Z")
     )
 
 

@@ -100,4 +100,4 @@ def backoff(attempts: int, minimum: float, maximum: float) -> float:
     """The pause before the next try after ``attempts`` failures (1 or more)."""
     if attempts <= 0:
         return 0.0
-    return min(minimum * 2 ** min(attempts - 1, 60), maximum)
+    return min(minimum * 2.0 ** min(attempts - 1, 60), maximum)

@@ -7,6 +7,7 @@ connection never writes into one the collector has half closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -67,15 +68,12 @@ class SyslogSender:
         host, port = self.address
         ctx = tls_context(self.cfg.ca_file) if self.cfg.transport == "tls" else None
         server_name = (self.cfg.server_name or host) if ctx else None
-        _, writer = await asyncio.open_connection(
-            host, port, ssl=ctx, server_hostname=server_name
-        )
+        _, writer = await asyncio.open_connection(host, port, ssl=ctx, server_hostname=server_name)
         try:
             writer.write(data)
             await writer.drain()
         finally:
             writer.close()
-            try:
+            # the message was handed over; a rough close does not undo that
+            with contextlib.suppress(OSError):
                 await writer.wait_closed()
-            except OSError:
-                pass  # the message was handed over; a rough close does not undo that
