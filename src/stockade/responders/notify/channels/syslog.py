@@ -7,6 +7,7 @@ connection never writes into one the collector has half closed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import os
 import socket
@@ -30,7 +31,19 @@ class SyslogSender:
         self.address = parse_host_port(cfg.address, 514)
 
     def payload(self, message: Message) -> bytes:
-        text = rfc5424(
+        return self._format(message).encode("utf-8")
+
+    def datagram(self, message: Message) -> bytes:
+        """A payload that fits a datagram: a summary gives up sample alerts first, so its JSON
+        stays whole; what still does not fit is cut."""
+        for n in (len(message.sample), 3, 1):
+            data = self.payload(dataclasses.replace(message, sample=message.sample[:n]))
+            if len(data) <= UDP_LIMIT:
+                return data
+        return truncate(data, UDP_LIMIT)
+
+    def _format(self, message: Message) -> str:
+        return rfc5424(
             message,
             body_format=self.cfg.format,
             facility=self.cfg.facility,
@@ -38,17 +51,15 @@ class SyslogSender:
             procid=os.getpid(),
             now=time.time(),
         )
-        return text.encode("utf-8")
 
     async def send(self, message: Message) -> None:
-        data = self.payload(message)
         where = f"syslog {self.cfg.transport}://{self.cfg.address}"
         try:
             async with asyncio.timeout(self.cfg.timeout):
                 if self.cfg.transport == "udp":
-                    await self._udp(truncate(data, UDP_LIMIT))
+                    await self._udp(self.datagram(message))
                 else:
-                    await self._stream(frame(data))
+                    await self._stream(frame(self.payload(message)))
         except TimeoutError:
             raise DeliveryError(f"{where}: no answer within {self.cfg.timeout:g} s") from None
         except OSError as e:  # ssl.SSLError is one
