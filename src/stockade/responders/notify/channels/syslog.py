@@ -7,8 +7,8 @@ connection never writes into one the collector has half closed.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import contextlib
+import dataclasses
 import os
 import socket
 import time
