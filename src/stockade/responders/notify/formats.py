@@ -3,16 +3,17 @@
 ``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [stockade@32473 ...] BODY``. The structured
 data element uses 32473, the enterprise number RFC 5612 sets aside for examples, since stockade
 has none of its own. Header fields are cut to their RFC lengths and to printable ASCII; values in
-structured data escape ``"``, ``\\`` and ``]``. The body is UTF-8 after a byte-order mark, as RFC
-5424 section 6.4 asks. :func:`frame` adds RFC 6587 octet counting for TCP and TLS (RFC 5425).
-CEF follows ArcSight's "Common Event Format" rules for escaping ``|``, ``\\``, ``=`` and line
-breaks.
+structured data escape ``"``, ``\\`` and ``]`` (control characters become U+FFFD). The body is
+UTF-8 after a byte-order mark, as RFC 5424 section 6.4 asks. :func:`frame` adds RFC 6587 octet
+counting for TCP and TLS (RFC 5425). CEF follows ArcSight's "Common Event Format" rules for
+escaping ``|``, ``\\``, ``=`` and line breaks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Literal
 
 from stockade import __version__
@@ -50,8 +51,13 @@ def header_field(text: str, limit: int) -> str:
     return clean or "-"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def sd_value(text: str) -> str:
-    """A structured-data parameter value with ``"``, ``\\`` and ``]`` escaped."""
+    """A structured-data parameter value with ``"``, ``\\`` and ``]`` escaped, and control
+    characters (a line break in a file name, say) shown as U+FFFD: a message stays one line."""
+    text = _CONTROL.sub("\ufffd", text)
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
