@@ -60,7 +60,7 @@ BAD = [
     ),
     (
         "[surprise]\n",
-        "x.toml:1: surprise: unknown key; check its spelling (allowed: stockade, store, files, logs, sockets, scan)",
+        "x.toml:1: surprise: unknown key; check its spelling (allowed: stockade, store, files, logs, sockets, scan",
     ),
 ]
 
