@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography.hazmat.primitives import serialization
 
 from tests.scan.certgen import issue, name
@@ -190,7 +191,7 @@ class SyslogReceiver:
 class HttpReceiver:
     """An HTTP server on 127.0.0.1 that keeps every POSTed JSON body."""
 
-    def __init__(self, port: int = 0, status: int = 200) -> None:
+    def __init__(self, port: int = 0, status: int = 200, pki: Pki | None = None) -> None:
         self.inbox = Inbox()
         self.status = status
         self.headers: list[dict[str, str]] = []
@@ -211,12 +212,18 @@ class HttpReceiver:
 
         ThreadingHTTPServer.allow_reuse_address = True
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.scheme = "http"
+        if pki is not None:
+            self.scheme = "https"
+            self._server.socket = pki.server_context().wrap_socket(
+                self._server.socket, server_side=True
+            )
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"{self.scheme}://127.0.0.1:{self.port}/hook"
 
     def close(self) -> None:
         self._server.shutdown()
@@ -242,16 +249,34 @@ class _MailHandler:
 class SmtpReceiver:
     """aiosmtpd on 127.0.0.1 that requires STARTTLS with the test's certificate."""
 
-    def __init__(self, pki: Pki, *, require_starttls: bool = True) -> None:
+    def __init__(self, pki: Pki, *, login: tuple[str, str] | None = None) -> None:
         self.handler = _MailHandler()
         self.inbox = self.handler.inbox
         self.port = free_port()
+        extra: dict[str, Any] = {}
+        if login is not None:
+
+            def authenticator(
+                server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+            ) -> AuthResult:
+                ok = (
+                    isinstance(data, LoginPassword)
+                    and (
+                        data.login.decode(),
+                        data.password.decode(),
+                    )
+                    == login
+                )
+                return AuthResult(success=ok, handled=False)
+
+            extra = {"authenticator": authenticator, "auth_required": True}
         self._controller = Controller(
             self.handler,
             hostname="127.0.0.1",
             port=self.port,
             tls_context=pki.server_context(),
-            require_starttls=require_starttls,
+            require_starttls=True,
+            **extra,
         )
         self._controller.start()
 

@@ -226,3 +226,47 @@ def test_command_failure_and_option_smuggling_are_failed_deliveries() -> None:
     ch = channel(type="command", command=["/bin/echo", "<subject>"])
     with pytest.raises(DeliveryError, match="would be read as an option"):
         send(ch, build([alert(subject="--help")], "web1"))
+
+
+def test_email_logs_in_after_starttls(pki: Pki, tmp_path: Path) -> None:
+    rx = SmtpReceiver(pki, login=("stockade", "s3cret"))
+    secret = tmp_path / "smtp.pass"
+    try:
+        cfg = {
+            "type": "email",
+            "host": "127.0.0.1",
+            "port": rx.port,
+            "ca_file": str(pki.ca_file),
+            "sender": "stockade@example.org",
+            "recipients": ["admin@example.org"],
+            "username": "stockade",
+            "password_file": str(secret),
+        }
+        secret.write_text("wrong\n")
+        with pytest.raises(DeliveryError, match="SMTPAuthenticationError"):
+            send(channel(**cfg), build([alert(1)], "web1"))
+        secret.write_text("s3cret\n")
+        send(channel(**cfg), build([alert(2)], "web1"))
+        (mail,) = rx.inbox.wait(1)
+    finally:
+        rx.close()
+    assert mail["tls"] and "ls2" in mail["data"]
+
+
+def test_webhook_over_https_with_the_test_ca(pki: Pki, tmp_path: Path) -> None:
+    rx = HttpReceiver(pki=pki)
+    try:
+        send(
+            channel(type="webhook", url=rx.url, ca_file=str(pki.ca_file)), build([alert(8)], "web1")
+        )
+        (body,) = rx.inbox.wait(1)
+        assert body["alerts"][0]["id"] == 8
+        other = make_pki(tmp_path / "other")
+        with pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+            send(
+                channel(type="webhook", url=rx.url, ca_file=str(other.ca_file)),
+                build([alert(9)], "web1"),
+            )
+    finally:
+        rx.close()
+    assert len(rx.inbox.items) == 1
