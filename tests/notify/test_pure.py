@@ -116,7 +116,7 @@ def split_cef(text: str) -> tuple[list[str], dict[str, str]]:
         i += 1
     ext: dict[str, str] = {}
     for m in re.finditer(r"(\w+)=((?:[^\\=]|\\.)*?)(?= \w+=|$)", text[i:]):
-        ext[m[1]] = re.sub(r"\\(.)", lambda e: "\n" if e[1] == "n" else e[1], m[2])
+        ext[m[1]] = re.sub(r"\\(.)", lambda e: {"n": "\n", "r": "\r"}.get(e[1], e[1]), m[2])
     return fields, ext
 
 
@@ -130,6 +130,8 @@ def test_cef_escapes_pipes_and_equals() -> None:
     assert ext["cs1"] == "k=v\\w"
     assert ext["cn1"] == "1"
     assert "\n" not in out
+    _, ext = split_cef(cef(build([alert(subject="a\r\nb\rc")], "gw")))
+    assert ext["cs1"] == "a\r\nb\rc"
 
 
 def test_frame_and_truncate() -> None:

@@ -129,13 +129,7 @@ def cef_header(text: str) -> str:
 
 
 def cef_value(text: str) -> str:
-    return (
-        text.replace("\\", "\\\\")
-        .replace("=", "\\=")
-        .replace("\r\n", "\\n")
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-    )
+    return text.replace("\\", "\\\\").replace("=", "\\=").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def cef(message: Message) -> str:
