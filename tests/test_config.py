@@ -60,7 +60,7 @@ BAD = [
     ),
     (
         "[surprise]\n",
-        "x.toml:1: surprise: unknown key; check its spelling (allowed: stockade, store, files, logs, sockets, scan)",
+        "x.toml:1: surprise: unknown key; check its spelling (allowed: stockade, store, files, logs, sockets, scan",
     ),
 ]
 
@@ -159,6 +159,7 @@ def test_every_command_accepts_config_and_state_dir() -> None:
             ("bans", "unban"): ["192.0.2.1"],
             ("traceroute",): ["192.0.2.1"],
             ("ping",): ["192.0.2.1"],
+            ("notify", "test"): ["hook"],
         }.get(tuple(cmd), [])
         args = parser.parse_args([*cmd, *positional, "--config", "/c.toml", "--state-dir", "/s"])
         assert str(args.config) == "/c.toml" and str(args.state_dir) == "/s", cmd

@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         config_cmd,
         files_cmd,
         logs_cmd,
+        notify_cmd,
         ping_cmd,
         run_cmd,
         scan_cmd,
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         ping_cmd,
         traceroute_cmd,
         alerts_cmd,
+        notify_cmd,
         config_cmd,
         service_cmd,
     ):

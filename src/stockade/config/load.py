@@ -76,14 +76,38 @@ def parse_config(text: str, name: str) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_describe(e, text, name)) from None
+        raise ConfigError(_describe(e, text, name, data)) from None
 
 
-def _describe(err: ValidationError, text: str, name: str) -> str:
+def _without_tags(loc: list[str | int], data: object) -> list[str | int]:
+    """``loc`` without the tags pydantic adds for a tagged union (``channels[0].webhook.url``
+    is ``channels[0].url`` in the file)."""
+    out: list[str | int] = []
+    for i, p in enumerate(loc):
+        after_index = i > 0 and isinstance(loc[i - 1], int)
+        if after_index and isinstance(data, dict) and data.get("type") == p:
+            continue
+        out.append(p)
+        if isinstance(data, dict):
+            data = data.get(p)
+        elif isinstance(data, list) and isinstance(p, int) and p < len(data):
+            data = data[p]
+        else:
+            data = None
+    return out
+
+
+def _describe(err: ValidationError, text: str, name: str, data: object = None) -> str:
     errors = err.errors()
     first = errors[0]
-    loc: list[str | int] = list(first["loc"])
+    loc: list[str | int] = _without_tags(list(first["loc"]), data)
     msg = str(first["msg"]).removeprefix("Value error, ")
+    ctx = first.get("ctx") or {}
+    if first["type"] == "union_tag_invalid":
+        msg = f"unknown type {ctx.get('tag')!r}; use one of {ctx.get('expected_tags')}"
+        loc.append("type")
+    elif first["type"] == "union_tag_not_found":
+        msg = f"required key {ctx.get('discriminator')} is missing"
     m = re.match(r"@([\w\[\]\.]+): (.*)", msg, re.S)
     if m:
         loc += _split_loc(m.group(1))

@@ -409,6 +409,176 @@ class ScanSection(_Section):
         return self
 
 
+PARTS = ("files", "logs", "sockets", "scan", "rootcheck", "packets", "fleet", "web", "notify")
+
+
+class _Channel(_Section):
+    """What every notification channel has: a name, routing, grouping, a rate cap."""
+
+    name: str
+    min_severity: SeverityName = Field("medium", description="alerts below are not sent")
+    parts: list[str] = Field(default_factory=list, description="only alerts of these; [] = all")
+    group_window: Duration = Field(60.0, description="alerts within this time may be grouped")
+    group_threshold: int = Field(
+        5, ge=0, description="more alerts than this in a window become one summary"
+    )
+    rate_limit: int = Field(30, ge=0, description="messages per rate_period at most; 0 = no cap")
+    rate_period: Duration = 3600.0
+    retry_min: Duration = Field(5.0, description="the first retry after a failure")
+    retry_max: Duration = Field(3600.0, description="retries back off up to this interval")
+    max_attempts: int = Field(
+        10, ge=1, description="after this many failures the row is logged as stuck (still kept)"
+    )
+    timeout: Duration = Field(30.0, description="how long one delivery may take")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", v):
+            raise ValueError(f"channel name {v!r}: use letters, digits, '-', '_' and '.'")
+        return v
+
+    @field_validator("parts")
+    @classmethod
+    def _parts(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if p not in PARTS:
+                raise ValueError(f"unknown part {p!r}; use one of {', '.join(PARTS)}")
+        return v
+
+
+def _host_port(v: str, default_port: int | None) -> str:
+    from stockade.responders.notify.address import parse_host_port
+
+    parse_host_port(v, default_port)
+    return v
+
+
+class SyslogChannel(_Channel):
+    type: Literal["syslog"]
+    address: str = Field(description="HOST:PORT of the collector (514 UDP/TCP, 6514 TLS)")
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    format: Literal["plain", "json", "cef"] = "plain"
+    facility: Literal[
+        "kern",
+        "user",
+        "mail",
+        "daemon",
+        "auth",
+        "syslog",
+        "authpriv",
+        "local0",
+        "local1",
+        "local2",
+        "local3",
+        "local4",
+        "local5",
+        "local6",
+        "local7",
+    ] = "authpriv"
+    app_name: str = Field("stockade", pattern=r"^[!-~]{1,48}$")
+    ca_file: str = Field("", description="TLS: trust this CA file; empty = the system's")
+    server_name: str = Field("", description="TLS: the name in the certificate; empty = HOST")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        return _host_port(v, 514)
+
+
+class EmailChannel(_Channel):
+    type: Literal["email"]
+    host: str = Field(description="SMTP server")
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = Field(True, description="refuse to send unless STARTTLS succeeds")
+    ca_file: str = Field("", description="trust this CA file; empty = the system's")
+    username: str = ""
+    password_file: str = Field("", description="file holding the SMTP password")
+    sender: str = Field(description="the From address")
+    recipients: list[str] = Field(description="the To addresses")
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, v: str) -> str:
+        return _mail(v)
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("give at least one recipient address")
+        return [_mail(a) for a in v]
+
+
+def _mail(v: str) -> str:
+    if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", v):
+        raise ValueError(f"{v!r} is not a mail address; write user@example.org")
+    return v
+
+
+class WebhookChannel(_Channel):
+    type: Literal["webhook"]
+    url: str = Field(description="http:// or https:// URL the JSON is POSTed to")
+    style: Literal["json", "slack"] = Field("json", description="slack: Slack/Mattermost payload")
+    ca_file: str = Field("", description="trust this CA file; empty = the system's")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra request headers")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        import httpx
+
+        try:
+            url = httpx.URL(v)
+        except httpx.InvalidURL as e:
+            raise ValueError(f"bad URL {v!r}: {e}") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"bad URL {v!r}: write http://HOST[:PORT]/PATH or https://...")
+        return v
+
+
+class CommandChannel(_Channel):
+    type: Literal["command"]
+    command: list[str] = Field(
+        description="argument list, no shell; <severity> <part> <kind> <subject> <message> "
+        "<count> <host>; the JSON body on standard input"
+    )
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: list[str]) -> list[str]:
+        from stockade.errors import StockadeError
+        from stockade.responders.command import validate
+        from stockade.responders.notify.message import PLACEHOLDERS
+
+        try:
+            validate(v, "command", PLACEHOLDERS)
+        except StockadeError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+
+ChannelConfig = Annotated[
+    SyslogChannel | EmailChannel | WebhookChannel | CommandChannel, Field(discriminator="type")
+]
+
+
+class NotifySection(_Section):
+    enabled: bool = Field(True, description="send notifications from `run`")
+    poll: Duration = Field(1.0, description="how often new alerts and due retries are looked at")
+    keep_sent: Duration = Field(7 * 86400.0, description="delivered rows are kept this long")
+    channels: list[ChannelConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> NotifySection:
+        seen: set[str] = set()
+        for i, c in enumerate(self.channels):
+            if c.name in seen:
+                raise ValueError(f"@channels[{i}].name: channel {c.name!r} is defined twice")
+            seen.add(c.name)
+        return self
+
+
 class Config(_Section):
     stockade: StockadeSection = Field(default_factory=StockadeSection)
     store: StoreSection = Field(default_factory=StoreSection)
@@ -416,3 +586,4 @@ class Config(_Section):
     logs: LogsSection = Field(default_factory=LogsSection)
     sockets: SocketsSection = Field(default_factory=SocketsSection)
     scan: ScanSection = Field(default_factory=ScanSection)
+    notify: NotifySection = Field(default_factory=NotifySection)

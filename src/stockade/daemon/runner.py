@@ -23,6 +23,11 @@ log = logging.getLogger("stockade")
 def build_parts(ctx: Context) -> list[Part]:
     """The parts the configuration enables; later parts are added here."""
     parts: list[Part] = []
+    if ctx.config.notify.enabled and ctx.config.notify.channels:
+        # first, so that its cursor is in place before the other parts raise alerts
+        from stockade.parts.notify.daemon import NotifyPart
+
+        parts.append(NotifyPart(ctx))
     if ctx.config.files.enabled:
         from stockade.parts.files.daemon import FilesPart
 

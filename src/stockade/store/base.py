@@ -30,6 +30,20 @@ class BaselineVersion:
     key_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """An alert routed to a notification channel: pending until ``sent`` is set."""
+
+    id: int
+    channel: str
+    alert: Alert
+    created: float
+    attempts: int
+    next_try: float
+    last_error: str
+    sent: float | None
+
+
 class Store(Protocol):
     """What stockade keeps between runs."""
 
@@ -120,4 +134,31 @@ class Store(Protocol):
     def set_state(self, key: str, value: str) -> None: ...
     def set_states(self, items: Mapping[str, str]) -> None:
         """Several values in one transaction: all of them are stored, or none."""
+        ...
+
+    # notification outbox
+    def route_alerts(
+        self, routes: Sequence[tuple[str, int]], *, now: float, state: Mapping[str, str]
+    ) -> None:
+        """Add an outbox row for each (channel, alert id) and set ``state`` (the follower's
+        cursor) in the same transaction: both happen, or neither."""
+        ...
+
+    def due_notifications(self, channel: str, *, now: float, limit: int) -> list[OutboxItem]:
+        """Undelivered rows of ``channel`` whose next try is due, oldest first."""
+        ...
+
+    def list_notifications(
+        self, *, pending: bool = True, limit: int | None = None
+    ) -> list[OutboxItem]:
+        """Outbox rows oldest first: the undelivered ones (``pending``) or every one."""
+        ...
+
+    def mark_sent(self, ids: Sequence[int], *, when: float) -> None: ...
+    def mark_failed(self, ids: Sequence[int], *, error: str, next_try: float) -> None:
+        """Count one more failed attempt and schedule the next one."""
+        ...
+
+    def prune_notifications(self, before: float) -> int:
+        """Delete delivered rows sent before ``before``; return how many went."""
         ...

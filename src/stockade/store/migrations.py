@@ -89,4 +89,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX scans_grp ON scans(grp, started);
     """,
+    # 4: the notification outbox: one row an alert routed to a channel, kept until delivered
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        alert_id INTEGER NOT NULL,
+        created REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_try REAL NOT NULL,
+        last_error TEXT NOT NULL DEFAULT '',
+        sent REAL
+    );
+    CREATE INDEX outbox_due ON outbox(channel, next_try) WHERE sent IS NULL;
+    CREATE INDEX outbox_sent ON outbox(sent) WHERE sent IS NOT NULL;
+    """,
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 from stockade.errors import StoreError
 from stockade.model import Alert, BanRecord, Event, ScanRecord, Severity
-from stockade.store.base import BaselineVersion
+from stockade.store.base import BaselineVersion, OutboxItem
 from stockade.store.migrations import MIGRATIONS
 
 
@@ -406,6 +406,68 @@ class SqliteStore:
                 list(items.items()),
             )
 
+    # -- notification outbox --------------------------------------------------------------
+
+    def route_alerts(
+        self, routes: Sequence[tuple[str, int]], *, now: float, state: Mapping[str, str]
+    ) -> None:
+        with self._write():
+            self._db.executemany(
+                "INSERT INTO outbox (channel, alert_id, created, next_try) VALUES (?, ?, ?, ?)",
+                [(channel, alert_id, now, now) for channel, alert_id in routes],
+            )
+            self._db.executemany(
+                "INSERT INTO state (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                list(state.items()),
+            )
+
+    _OUTBOX_SELECT = (
+        "SELECT o.id, o.channel, o.created, o.attempts, o.next_try, o.last_error, o.sent, "
+        "a.id, a.time, a.host, a.part, a.kind, a.subject, a.severity, a.detail, a.acknowledged "
+        "FROM outbox o JOIN alerts a ON a.id = o.alert_id"
+    )
+
+    def due_notifications(self, channel: str, *, now: float, limit: int) -> list[OutboxItem]:
+        rows = self._db.execute(
+            self._OUTBOX_SELECT + " WHERE o.channel = ? AND o.sent IS NULL AND o.next_try <= ?"
+            " ORDER BY o.id LIMIT ?",
+            (channel, now, limit),
+        )
+        return [_outbox(r) for r in rows]
+
+    def list_notifications(
+        self, *, pending: bool = True, limit: int | None = None
+    ) -> list[OutboxItem]:
+        sql = self._OUTBOX_SELECT + (" WHERE o.sent IS NULL" if pending else "")
+        if limit is None:
+            rows = list(self._db.execute(sql + " ORDER BY o.id"))
+        else:
+            rows = list(self._db.execute(sql + " ORDER BY o.id DESC LIMIT ?", (limit,)))[::-1]
+        return [_outbox(r) for r in rows]
+
+    def mark_sent(self, ids: Sequence[int], *, when: float) -> None:
+        with self._write():
+            self._db.executemany(
+                "UPDATE outbox SET sent = ?, attempts = attempts + 1 WHERE id = ?",
+                [(when, i) for i in ids],
+            )
+
+    def mark_failed(self, ids: Sequence[int], *, error: str, next_try: float) -> None:
+        with self._write():
+            self._db.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_try = ? "
+                "WHERE id = ?",
+                [(error, next_try, i) for i in ids],
+            )
+
+    def prune_notifications(self, before: float) -> int:
+        with self._write():
+            cur = self._db.execute(
+                "DELETE FROM outbox WHERE sent IS NOT NULL AND sent < ?", (before,)
+            )
+        return cur.rowcount
+
     def _write(self) -> _Transaction:
         return _Transaction(self._db, self.path)
 
@@ -421,6 +483,20 @@ def _scan(r: tuple[Any, ...]) -> ScanRecord:
         open_ports=r[6],
         meta=r[7],
         hosts=r[8],
+    )
+
+
+def _outbox(r: tuple[Any, ...]) -> OutboxItem:
+    alert = Alert(**_record(r[7:15]), id=r[7], acknowledged=bool(r[15]))
+    return OutboxItem(
+        id=r[0],
+        channel=r[1],
+        alert=alert,
+        created=r[2],
+        attempts=r[3],
+        next_try=r[4],
+        last_error=r[5],
+        sent=r[6],
     )
 
 
