@@ -10,26 +10,31 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from stockade.store import SqliteStore
 from tests.conftest import Instance
 
+if TYPE_CHECKING:
+    from tests.netns import Namespace
+
 
 class Daemon:
-    def __init__(self, instance: Instance, *extra: str) -> None:
+    def __init__(self, instance: Instance, *extra: str, namespace: Namespace | None = None) -> None:
+        """Start ``stockade run`` for ``instance`` (inside ``namespace`` when given)."""
         self.instance = instance
-        self.attach(
-            subprocess.Popen(
-                [sys.executable, "-m", "stockade", *instance.args("run", *extra)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        )
+        argv = [sys.executable, "-m", "stockade", *instance.args("run", *extra)]
+        kw: dict[str, Any] = {
+            "stdout": subprocess.DEVNULL,
+            "stderr": subprocess.PIPE,
+            "env": {**os.environ, "PYTHONUNBUFFERED": "1"},
+        }
+        if namespace is not None:
+            self.attach(namespace.popen(*argv, **kw))
+        else:
+            self.attach(subprocess.Popen(argv, text=True, **kw))
 
     def attach(self, proc: subprocess.Popen[str]) -> None:
         """Follow the log of a started ``stockade run``."""

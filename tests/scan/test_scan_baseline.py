@@ -4,8 +4,6 @@ deltas confirmed by a second look, work units on worker processes, and the daemo
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from typing import Any
 
@@ -146,28 +144,12 @@ def test_no_groups_configured(instance: Instance) -> None:
     assert r.rc == 2 and "no scan group in the configuration" in r.err
 
 
-def daemon_in(instance: Instance, lab: Link) -> Daemon:
-    d = Daemon.__new__(Daemon)
-    d.instance = instance
-    proc = lab.left.popen(
-        sys.executable,
-        "-m",
-        "stockade",
-        *instance.args("run"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    d.attach(proc)
-    return d
-
-
 def test_daemon_one_alert_per_change_and_none_under_packet_loss(
     instance: Instance, lab: Link
 ) -> None:
     configure(instance, schedule="1s", ports="1-1000", scan="connect")
     services = lab.right.serve_tcp([22, 80])
-    d = daemon_in(instance, lab)
+    d = Daemon(instance, namespace=lab.left)
     d.wait_for(r"scan lab: no baseline; took scan 1 \(1 of 1 hosts up\) as version 1", timeout=120)
     # 20% of the packets into the target are lost, both ways of looking at it
     lab.right.run(

@@ -4,7 +4,6 @@ deltas (CLI) and alerts (daemon), against a real TLS service in a namespace."""
 from __future__ import annotations
 
 import json
-import os
 import select
 import subprocess
 import sys
@@ -92,19 +91,7 @@ def test_daemon_raises_each_certificate_alert_once(
 ) -> None:
     configure(instance, schedule="1s", cert_expiry_days=30)
     server = serve_tls(lab, tmp_path, "a.certs.test", days=365)
-    d = Daemon.__new__(Daemon)
-    d.instance = instance
-    d.attach(
-        lab.left.popen(
-            sys.executable,
-            "-m",
-            "stockade",
-            *instance.args("run"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    )
+    d = Daemon(instance, namespace=lab.left)
     d.wait_for("scan web: no baseline; took scan 1", timeout=120)
     server.kill()
     server.wait()

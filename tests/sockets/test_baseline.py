@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -105,18 +104,7 @@ def test_ignored_listeners_are_not_reported(instance: Instance, ns: Namespace) -
 def test_daemon_alerts_once_per_new_listener(instance: Instance, ns: Namespace) -> None:
     configure(instance, schedule="0.3s")
     listen(ns, "127.0.0.1", 8080)
-    d = Daemon.__new__(Daemon)
-    d.instance = instance
-    proc = ns.popen(
-        sys.executable,
-        "-m",
-        "stockade",
-        *instance.args("run"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    d.attach(proc)
+    d = Daemon(instance, namespace=ns)
     d.wait_for("took the 1 current listeners as version 1")
     listen(ns, "0.0.0.0", 4444)
     alert, _ = d.wait_alert(lambda a: a["kind"] == "listener-new")

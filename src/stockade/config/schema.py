@@ -44,6 +44,15 @@ Duration = Annotated[float, BeforeValidator(_duration), PlainSerializer(format_d
 SeverityName = Annotated[str, BeforeValidator(_severity)]
 
 
+def _names_once(names: list[str], key: str, what: str) -> None:
+    """Raise on the first name used twice: ``@KEY[i].name: WHAT 'x' is defined twice``."""
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ValueError(f"@{key}[{i}].name: {what} {name!r} is defined twice")
+        seen.add(name)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, strict=True)
 
@@ -294,11 +303,7 @@ class LogsSection(_Section):
 
     @model_validator(mode="after")
     def _unique(self) -> LogsSection:
-        seen: set[str] = set()
-        for i, j in enumerate(self.jails):
-            if j.name in seen:
-                raise ValueError(f"@jails[{i}].name: jail {j.name!r} is defined twice")
-            seen.add(j.name)
+        _names_once([x.name for x in self.jails], "jails", "jail")
         return self
 
 
@@ -401,11 +406,7 @@ class ScanSection(_Section):
 
     @model_validator(mode="after")
     def _unique(self) -> ScanSection:
-        seen: set[str] = set()
-        for i, g in enumerate(self.groups):
-            if g.name in seen:
-                raise ValueError(f"@groups[{i}].name: group {g.name!r} is defined twice")
-            seen.add(g.name)
+        _names_once([x.name for x in self.groups], "groups", "group")
         return self
 
 
@@ -571,11 +572,7 @@ class NotifySection(_Section):
 
     @model_validator(mode="after")
     def _unique(self) -> NotifySection:
-        seen: set[str] = set()
-        for i, c in enumerate(self.channels):
-            if c.name in seen:
-                raise ValueError(f"@channels[{i}].name: channel {c.name!r} is defined twice")
-            seen.add(c.name)
+        _names_once([x.name for x in self.channels], "channels", "channel")
         return self
 
 
