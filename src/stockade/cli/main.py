@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         service_cmd,
         sockets_cmd,
         traceroute_cmd,
+        web_cmd,
     )
 
     common = _common()
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         scan_cmd,
         ping_cmd,
         traceroute_cmd,
+        web_cmd,
         alerts_cmd,
         config_cmd,
         service_cmd,

@@ -89,4 +89,23 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX scans_grp ON scans(grp, started);
     """,
+    # 5 (4th on the web branch; the notifications' step comes first on merge): dashboard
+    # users and their server-side sessions (only digests of the session tokens are kept)
+    """
+    CREATE TABLE web_users (
+        name TEXT PRIMARY KEY,
+        hash TEXT NOT NULL,
+        created REAL NOT NULL,
+        changed REAL NOT NULL
+    );
+    CREATE TABLE web_sessions (
+        digest TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL NOT NULL,
+        address TEXT NOT NULL
+    );
+    CREATE INDEX web_sessions_expires ON web_sessions(expires);
+    """,
 ]
