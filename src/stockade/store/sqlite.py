@@ -158,6 +158,10 @@ class SqliteStore:
             else None
         )
 
+    def last_alert_id(self) -> int:
+        (last,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()
+        return int(last)
+
     def acknowledge_alert(self, alert_id: int) -> bool:
         with self._write():
             cur = self._db.execute("UPDATE alerts SET acknowledged = 1 WHERE id = ?", (alert_id,))

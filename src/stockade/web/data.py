@@ -81,7 +81,8 @@ def parts_state(ctx: Context, store: Store) -> list[dict[str, Any]]:
             "part": "logs",
             "enabled": cfg.logs.enabled,
             "baseline": None,
-            "last_check": max((b.created for b in store.list_bans(limit=1)), default=None),
+            "last_check": None,  # the logs part follows its logs: there is no check to time
+            "last_ban": max((b.created for b in store.list_bans(limit=1)), default=None),
             "jails": [j.name for j in cfg.logs.jails if j.enabled],
         },
         {
@@ -121,8 +122,7 @@ def alert(store: Store, alert_id: int) -> dict[str, Any] | None:
 
 
 def last_alert_id(store: Store) -> int:
-    newest = store.list_alerts(limit=1)
-    return newest[0].id or 0 if newest else 0
+    return store.last_alert_id()
 
 
 def alerts_after(store: Store, after: int) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ function toast(text, kind) {
   el.className = "toast " + (kind || "");
   el.textContent = text;
   box.appendChild(el);
+  while (box.children.length > 4) box.firstElementChild.remove();
   setTimeout(() => el.remove(), 6000);
 }
 
