@@ -3,8 +3,12 @@ dashboard served by ``stockade run`` when ``web.enabled``."""
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import socket
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -106,3 +110,74 @@ def test_run_serves_the_dashboard_when_enabled(instance: Instance, daemon: Any) 
         pass
     else:
         raise AssertionError("the dashboard still answers after the daemon stopped")
+
+
+_GUESS = r"""
+import re, sys, httpx
+url = sys.argv[1]
+with httpx.Client(base_url=url, timeout=20) as c:
+    for _ in range(int(sys.argv[2])):
+        page = c.get("/login").text
+        token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        r = c.post("/login", data={"user": "root", "password": "toor", "csrf": token})
+        print(r.status_code, flush=True)
+"""
+
+
+def test_a_jail_on_the_failed_login_log_bans_a_brute_forcer(instance: Instance, netns: Any) -> None:
+    """The dashboard protects itself: ``stockade run`` serves it in one namespace, with a jail
+    (the README's failregex) over its failed-login log and the nftables responder; an attacker
+    in another namespace guesses passwords, is banned, and can no longer connect."""
+    from tests.conftest import need_root, need_tool
+    from tests.daemonproc import Daemon
+
+    need_root()
+    need_tool("nft")
+    from stockade.web.faillog import FAILREGEX
+
+    server, attacker = netns.create("web"), netns.create("attacker")
+    link = netns.link(server, attacker, ["10.47.0.1/24"], ["10.47.0.2/24"])
+    host, bad = link.address("left"), link.address("right")
+    authlog = instance.state / "web-auth.log"
+    jail = {"name": "stockade-web", "failregex": [FAILREGEX], "logpath": [str(authlog)]}
+    write_config(
+        instance,
+        web={"enabled": True, "listen": f"{host}:8470"},
+        logs={
+            "responder": "nftables",
+            "nft_command": server.nft,
+            "jails": [{**jail, "maxretry": 3}],
+        },
+    )
+    add_user(instance)
+    authlog.parent.mkdir(parents=True, exist_ok=True)
+    authlog.touch(mode=0o600)
+    d = Daemon.__new__(Daemon)
+    d.instance = instance
+    d.attach(
+        server.popen(
+            sys.executable,
+            "-m",
+            "stockade",
+            *instance.args("run"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    )
+    d.wait_for(r"serving the dashboard")
+    deadline = time.monotonic() + 30
+    while not attacker.can_connect(host, 8470):
+        assert time.monotonic() < deadline, "the dashboard does not answer across the link"
+        time.sleep(0.2)
+    r = attacker.run(sys.executable, "-c", _GUESS, f"http://{host}:8470", "3", check=False)
+    assert r.stdout.split() == ["401"] * 3, r.stderr
+    line = d.wait_for(rf"jail stockade-web: banned {re.escape(bad)}", timeout=60)
+    assert "3 failures" in line
+    assert not attacker.can_connect(host, 8470)  # dropped by the ban
+    s = SqliteStore(instance.state / "stockade.db")
+    try:
+        assert [b.address for b in s.list_bans(active_at=time.time())] == [bad]
+    finally:
+        s.close()
+    assert d.stop() == 0
