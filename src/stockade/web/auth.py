@@ -65,6 +65,7 @@ def open_session(
         expires=now + lifetime,
         address=address,
     )
+    store.delete_web_sessions()  # expired ones go at each login: the table stays small
     store.add_web_session(session)
     return token, session
 
