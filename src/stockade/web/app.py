@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 import time
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -162,7 +161,7 @@ def _login_form(request: Request, target: str, error: str, status: int) -> Respo
 
 
 def _set_cookie(request: Request, response: Response, name: str, value: str, age: int) -> None:
-    d: Any = dashboard(request)
+    d = dashboard(request)
     response.set_cookie(
         name,
         value,
