@@ -59,6 +59,20 @@ BAD = [
         "x.toml:4: files.rules[1].path: /a/ is already watched by rules[0]",
     ),
     (
+        "[web]\nlisten = 'localhost:80'\n",
+        "x.toml:2: web.listen: 'localhost:80': 'localhost' is not an IP",
+    ),
+    (
+        "[web]\nlisten = '::1:80'\n",
+        "x.toml:2: web.listen: '::1:80': write an IPv6 address in brackets",
+    ),
+    (
+        "[web]\nlisten = '127.0.0.1:99999'\n",
+        "x.toml:2: web.listen: '127.0.0.1:99999': the port must be",
+    ),
+    ("[web]\ntls_cert = '/c.pem'\n", "x.toml:1: web: tls_cert and tls_key go together"),
+    ("[web]\nsession_lifetime = 'forever'\n", "x.toml:2: web.session_lifetime:"),
+    (
         "[surprise]\n",
         "x.toml:1: surprise: unknown key; check its spelling (allowed: stockade, store, files, logs, sockets, scan",
     ),

@@ -138,3 +138,25 @@ def test_alerts_after_an_id(tmp_path: Path) -> None:
     assert [a.subject for a in s.list_alerts(after_id=ids[2])] == ["/x3", "/x4"]
     assert s.list_alerts(after_id=ids[4]) == []
     s.close()
+
+
+def test_web_users_and_sessions(tmp_path: Path) -> None:
+    from stockade.model import WebSession
+
+    s = SqliteStore(tmp_path / "s.db")
+    assert s.set_web_user("ann", "h1", when=1.0) is True
+    assert s.web_user_hash("ann") == "h1" and s.web_user_hash("bob") is None
+    now = time.time()
+    s.add_web_session(WebSession("d1", "ann", "c1", now, now + 60))
+    s.add_web_session(WebSession("d2", "ann", "c2", now - 120, now - 60))
+    assert s.web_session("d1", now=now) is not None
+    assert s.web_session("d2", now=now) is None  # expired
+    assert s.delete_web_sessions() == 1  # only the expired one
+    assert s.set_web_user("ann", "h2", when=2.0) is False  # changed: her sessions end
+    assert s.web_session("d1", now=now) is None
+    assert s.list_web_users() == ["ann"]
+    s.add_alerts([Alert("files", "k", "a", Severity.LOW), Alert("files", "k", "b", Severity.LOW)])
+    assert s.last_alert_id() == 2
+    got = s.get_alert(2)
+    assert got is not None and got.subject == "b" and s.get_alert(3) is None
+    s.close()

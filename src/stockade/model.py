@@ -97,3 +97,16 @@ class ScanRecord:
     open_ports: int = 0
     meta: str = "{}"
     id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A dashboard session as the store keeps it: the digest of its cookie token, never the
+    token itself, and the CSRF token that state-changing requests of the session must carry."""
+
+    digest: str
+    user: str
+    csrf: str
+    created: float
+    expires: float
+    address: str = ""

@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         service_cmd,
         sockets_cmd,
         traceroute_cmd,
+        web_cmd,
     )
 
     common = _common()
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         scan_cmd,
         ping_cmd,
         traceroute_cmd,
+        web_cmd,
         alerts_cmd,
         notify_cmd,
         config_cmd,

@@ -576,6 +576,33 @@ class NotifySection(_Section):
         return self
 
 
+class WebSection(_Section):
+    enabled: bool = Field(False, description="also serve the dashboard in `run`")
+    listen: str = Field("127.0.0.1:8470", description="ADDR:PORT; [::1]:PORT for IPv6")
+    tls_cert: str = Field("", description="certificate chain (PEM); with tls_key: HTTPS")
+    tls_key: str = Field("", description="private key of tls_cert (PEM)")
+    session_lifetime: Duration = Field(28800.0, description="a login lasts this long")
+    login_max_failures: int = Field(5, ge=1, description="failed logins an address may make...")
+    login_window: Duration = Field(600.0, description="...within this time before it must wait")
+    failed_login_log: str = Field(
+        "", description="fail2ban-style log of failed logins; empty = <state-dir>/web-auth.log"
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        from stockade.web.listen import parse_listen
+
+        parse_listen(v)  # raises ValueError with the reason
+        return v
+
+    @model_validator(mode="after")
+    def _tls(self) -> WebSection:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together: set both, or neither")
+        return self
+
+
 class Config(_Section):
     stockade: StockadeSection = Field(default_factory=StockadeSection)
     store: StoreSection = Field(default_factory=StoreSection)
@@ -584,3 +611,4 @@ class Config(_Section):
     sockets: SocketsSection = Field(default_factory=SocketsSection)
     scan: ScanSection = Field(default_factory=ScanSection)
     notify: NotifySection = Field(default_factory=NotifySection)
+    web: WebSection = Field(default_factory=WebSection)

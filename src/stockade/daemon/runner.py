@@ -44,6 +44,10 @@ def build_parts(ctx: Context) -> list[Part]:
         from stockade.parts.scan.daemon import ScanPart
 
         parts.append(ScanPart(ctx))
+    if ctx.config.web.enabled:
+        from stockade.parts.web.daemon import WebPart
+
+        parts.append(WebPart(ctx))
     return parts
 
 

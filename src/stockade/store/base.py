@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from stockade.model import Alert, BanRecord, Event, ScanRecord, Severity
+from stockade.model import Alert, BanRecord, Event, ScanRecord, Severity, WebSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,11 @@ class Store(Protocol):
     def list_events(
         self, *, since: float | None = None, part: str | None = None, limit: int | None = None
     ) -> list[Event]: ...
+    def get_alert(self, alert_id: int) -> Alert | None: ...
+    def last_alert_id(self) -> int:
+        """The id of the alert stored last (0: none yet): where a follower starts."""
+        ...
+
     def acknowledge_alert(self, alert_id: int) -> bool: ...
 
     # baselines
@@ -161,4 +166,20 @@ class Store(Protocol):
 
     def prune_notifications(self, before: float) -> int:
         """Delete delivered rows sent before ``before``; return how many went."""
+        ...
+
+    # dashboard users and sessions
+    def set_web_user(self, name: str, password_hash: str, *, when: float) -> bool:
+        """Create the user or change its password hash; True when it was created."""
+        ...
+
+    def web_user_hash(self, name: str) -> str | None: ...
+    def list_web_users(self) -> list[str]: ...
+    def add_web_session(self, session: WebSession) -> None: ...
+    def web_session(self, digest: str, *, now: float) -> WebSession | None:
+        """The session of that token digest if it has not expired."""
+        ...
+
+    def delete_web_sessions(self, *, digest: str | None = None, user: str | None = None) -> int:
+        """End one session (``digest``) or every session of ``user``; expired ones go too."""
         ...

@@ -104,4 +104,23 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_due ON outbox(channel, next_try) WHERE sent IS NULL;
     CREATE INDEX outbox_sent ON outbox(sent) WHERE sent IS NOT NULL;
     """,
+    # 5: dashboard users and their server-side sessions (only digests of the session tokens
+    # are kept)
+    """
+    CREATE TABLE web_users (
+        name TEXT PRIMARY KEY,
+        hash TEXT NOT NULL,
+        created REAL NOT NULL,
+        changed REAL NOT NULL
+    );
+    CREATE TABLE web_sessions (
+        digest TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL NOT NULL,
+        address TEXT NOT NULL
+    );
+    CREATE INDEX web_sessions_expires ON web_sessions(expires);
+    """,
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stockade.errors import StoreError
-from stockade.model import Alert, BanRecord, Event, ScanRecord, Severity
+from stockade.model import Alert, BanRecord, Event, ScanRecord, Severity, WebSession
 from stockade.store.base import BaselineVersion, OutboxItem
 from stockade.store.migrations import MIGRATIONS
 
@@ -149,6 +149,18 @@ class SqliteStore:
             self._db.execute(sql + " ORDER BY time DESC, id DESC LIMIT ?", [*args, limit])
         )
         return newest[::-1]
+
+    def get_alert(self, alert_id: int) -> Alert | None:
+        rows = self._select("alerts", ["id = ?"], [alert_id], None, extra=", acknowledged")
+        return (
+            Alert(**_record(rows[0]), id=rows[0][0], acknowledged=bool(rows[0][8]))
+            if rows
+            else None
+        )
+
+    def last_alert_id(self) -> int:
+        (last,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()
+        return int(last)
 
     def acknowledge_alert(self, alert_id: int) -> bool:
         with self._write():
@@ -465,6 +477,62 @@ class SqliteStore:
         with self._write():
             cur = self._db.execute(
                 "DELETE FROM outbox WHERE sent IS NOT NULL AND sent < ?", (before,)
+            )
+        return cur.rowcount
+
+    # -- dashboard users and sessions -----------------------------------------------------
+
+    def set_web_user(self, name: str, password_hash: str, *, when: float) -> bool:
+        with self._write():
+            cur = self._db.execute(
+                "UPDATE web_users SET hash = ?, changed = ? WHERE name = ?",
+                (password_hash, when, name),
+            )
+            if cur.rowcount:
+                # a new password ends the sessions opened with the old one
+                self._db.execute("DELETE FROM web_sessions WHERE user = ?", (name,))
+                return False
+            self._db.execute(
+                "INSERT INTO web_users (name, hash, created, changed) VALUES (?, ?, ?, ?)",
+                (name, password_hash, when, when),
+            )
+        return True
+
+    def web_user_hash(self, name: str) -> str | None:
+        row = self._db.execute("SELECT hash FROM web_users WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def list_web_users(self) -> list[str]:
+        return [str(r[0]) for r in self._db.execute("SELECT name FROM web_users ORDER BY name")]
+
+    def add_web_session(self, session: WebSession) -> None:
+        with self._write():
+            self._db.execute(
+                "INSERT INTO web_sessions (digest, user, csrf, created, expires, address) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    session.digest,
+                    session.user,
+                    session.csrf,
+                    session.created,
+                    session.expires,
+                    session.address,
+                ),
+            )
+
+    def web_session(self, digest: str, *, now: float) -> WebSession | None:
+        row = self._db.execute(
+            "SELECT digest, user, csrf, created, expires, address FROM web_sessions "
+            "WHERE digest = ? AND expires > ?",
+            (digest, now),
+        ).fetchone()
+        return None if row is None else WebSession(*row)
+
+    def delete_web_sessions(self, *, digest: str | None = None, user: str | None = None) -> int:
+        with self._write():
+            cur = self._db.execute(
+                "DELETE FROM web_sessions WHERE digest = ? OR user = ? OR expires <= ?",
+                (digest, user, time.time()),
             )
         return cur.rowcount
 

@@ -8,7 +8,9 @@ check is not raised again, one that disappears and comes back is.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from collections.abc import Callable
 
 from stockade.context import Context
@@ -43,6 +45,7 @@ class SocketsPart:
     def _check(self) -> list[Alert]:
         assert self._svc is not None and self._store is not None
         deltas = self._svc.check().deltas
+        self._store.set_state("sockets.last_check", json.dumps({"time": time.time()}))
         keyed = [((d.kind, d.subject, d.new.text() if d.new else ""), d) for d in deltas]
         fresh = [d for k, d in keyed if k not in self._reported]
         self._reported = {k for k, _ in keyed}

@@ -1,0 +1,111 @@
+"""``stockade web [serve] [--listen ADDR:PORT]`` serves the dashboard of a state folder;
+``stockade web passwd USER`` creates a dashboard user or changes its password."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import logging
+import sys
+import time
+from typing import Any
+
+from stockade.cli.main import make_context
+from stockade.errors import UsageError
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "web",
+        help="the web dashboard, and its users",
+        parents=[common],
+        description="serve (the default): serve the dashboard of the state folder on "
+        "--listen (default web.listen, 127.0.0.1:8470) until interrupted; "
+        "passwd USER: create USER or change its password (read from the terminal, or "
+        "the first line of standard input when that is not a terminal).",
+    )
+    p.add_argument("action", nargs="?", default="serve", choices=("serve", "passwd"))
+    p.add_argument("user", nargs="?", help="the user of passwd")
+    p.add_argument("--listen", metavar="ADDR:PORT", help="address and port to serve on")
+    p.set_defaults(handler=cmd_web)
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    if args.action == "passwd":
+        return _passwd(args)
+    if args.user:
+        raise UsageError(f"unexpected argument {args.user!r}; did you mean `stockade web passwd`?")
+    return _serve(args)
+
+
+def _read_password(user: str) -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"new password for {user}: ")
+        if getpass.getpass("again: ") != first:
+            raise UsageError("the two passwords differ; nothing changed")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _passwd(args: argparse.Namespace) -> int:
+    from stockade.web.auth import hash_password, valid_user_name
+
+    user = args.user or ""
+    if not valid_user_name(user):
+        raise UsageError(
+            f"stockade web passwd USER: USER must be 1-64 letters, digits or ._-@ (got {user!r})"
+        )
+    ctx = make_context(args)
+    password = _read_password(user)
+    if len(password) < 8:
+        raise UsageError("the password must have at least 8 characters; nothing changed")
+    store = ctx.open_store()
+    try:
+        created = store.set_web_user(user, hash_password(password), when=time.time())
+    finally:
+        store.close()
+    print(f"{'created' if created else 'changed the password of'} dashboard user {user}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from stockade.web.listen import parse_listen
+    from stockade.web.server import build_server, serve
+
+    ctx = make_context(args)
+    if args.listen:
+        try:
+            parse_listen(args.listen)
+        except ValueError as e:
+            raise UsageError(f"--listen: {e}") from None
+    store = ctx.open_store()
+    try:
+        users = store.list_web_users()
+    finally:
+        store.close()
+    if not users:
+        raise UsageError(
+            "no dashboard user yet: create one with `stockade web passwd USER`, then start again"
+        )
+    logging.basicConfig(level=logging.INFO, format="stockade: %(message)s")
+    server, sock = build_server(ctx, args.listen)
+    host, port = sock.getsockname()[:2]
+    scheme = "https" if ctx.config.web.tls_cert else "http"
+    shown = f"[{host}]" if ":" in host else host
+    print(f"stockade: dashboard on {scheme}://{shown}:{port}/ (Ctrl-C stops)", flush=True)
+
+    async def main() -> None:
+        import signal
+
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        await serve(server, sock)
+
+    with contextlib.suppress(asyncio.CancelledError):
+        asyncio.run(main())
+    return 0

@@ -1,0 +1,1 @@
+"""The web part: the dashboard served inside ``stockade run``."""
