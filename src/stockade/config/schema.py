@@ -549,7 +549,7 @@ class CommandChannel(_Channel):
     @classmethod
     def _command(cls, v: list[str]) -> list[str]:
         from stockade.errors import StockadeError
-        from stockade.responders.command import validate
+        from stockade.responders.argv import validate
         from stockade.responders.notify.message import PLACEHOLDERS
 
         try:

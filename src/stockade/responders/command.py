@@ -33,18 +33,16 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import signal
 import subprocess
 import time
 from collections.abc import Sequence
 
-from stockade.errors import ConfigError
 from stockade.responders.allowlist import normalise, show
+from stockade.responders.argv import check_options, substitute, validate
 from stockade.responders.base import Ban, Network, ResponderError
 
 PLACEHOLDERS = ("ip", "jail", "until", "bantime", "ports", "protocol", "family", "reason")
-_PLACEHOLDER = re.compile(r"<([A-Za-z_]+)>")
 
 
 def values(ban: Ban, *, now: float) -> dict[str, str]:
@@ -66,36 +64,6 @@ def values(ban: Ban, *, now: float) -> dict[str, str]:
     }
 
 
-def substitute(template: Sequence[str], found: dict[str, str]) -> list[str]:
-    """``template`` with each placeholder replaced inside its argument, in one pass."""
-    return [_PLACEHOLDER.sub(lambda m: found.get(m[1], m[0]), arg) for arg in template]
-
-
-def check_options(template: Sequence[str], argv: Sequence[str]) -> str | None:
-    """Which placeholder made an argument look like an option, or None when none did."""
-    for written, arg in zip(template[1:], argv[1:], strict=True):
-        if written == "--":
-            return None
-        if arg.startswith("-") and not written.startswith("-"):
-            return written
-    return None
-
-
-def validate(template: Sequence[str], what: str, allowed: Sequence[str] = PLACEHOLDERS) -> None:
-    """Refuse an empty command, a placeholder in the program, or an unknown placeholder."""
-    if not template or not template[0]:
-        raise ConfigError(f"{what}: the command is empty; give the program and its arguments")
-    if _PLACEHOLDER.search(template[0]):
-        raise ConfigError(f"{what}: the program {template[0]!r} may not hold a placeholder")
-    for arg in template:
-        for name in _PLACEHOLDER.findall(arg):
-            if name not in allowed:
-                known = ", ".join(f"<{n}>" for n in allowed) or "none"
-                raise ConfigError(
-                    f"{what}: unknown placeholder <{name}> in {arg!r}; known: {known}"
-                )
-
-
 class CommandResponder:
     """Runs the ban command once per ban, and the unban command once per lifted ban."""
 
@@ -108,9 +76,9 @@ class CommandResponder:
         timeout: float = 30.0,
         name: str = "command",
     ) -> None:
-        validate(ban, f"{name} responder, ban command")
+        validate(ban, f"{name} responder, ban command", PLACEHOLDERS)
         if unban is not None:
-            validate(unban, f"{name} responder, unban command")
+            validate(unban, f"{name} responder, unban command", PLACEHOLDERS)
         if flush is not None:
             validate(flush, f"{name} responder, flush command", allowed=())
         self.ban_command = list(ban)

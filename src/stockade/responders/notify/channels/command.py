@@ -1,9 +1,9 @@
 """A command of yours, run once a message with its arguments filled in and no shell.
 
 Placeholders (``<severity>``, ``<part>``, ``<kind>``, ``<subject>``, ``<message>``, ``<count>``,
-``<host>``) are replaced inside each argument once, by the command responder's rules
-(:mod:`stockade.responders.command`), including the refusal of values that would turn into
-options. The message as JSON comes on standard input. A non-zero exit or a run longer than
+``<host>``) are replaced inside each argument once, by the rules of argument templates
+(:mod:`stockade.responders.argv`, shared with the command responder), including the refusal of
+values that would turn into options. The message as JSON comes on standard input. A non-zero exit or a run longer than
 ``timeout`` (then the process group is killed) is a failed delivery, retried later.
 """
 
@@ -16,7 +16,7 @@ import os
 import signal
 
 from stockade.config.schema import CommandChannel
-from stockade.responders.command import check_options, substitute
+from stockade.responders.argv import check_options, substitute
 from stockade.responders.notify.channels.base import DeliveryError
 from stockade.responders.notify.message import Message
 
