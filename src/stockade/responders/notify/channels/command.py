@@ -3,8 +3,9 @@
 Placeholders (``<severity>``, ``<part>``, ``<kind>``, ``<subject>``, ``<message>``, ``<count>``,
 ``<host>``) are replaced inside each argument once, by the rules of argument templates
 (:mod:`stockade.responders.argv`, shared with the command responder), including the refusal of
-values that would turn into options. The message as JSON comes on standard input. A non-zero exit or a run longer than
-``timeout`` (then the process group is killed) is a failed delivery, retried later.
+values that would turn into options. The message as JSON comes on standard input. A non-zero
+exit or a run longer than ``timeout`` (then the process group is killed) is a failed delivery,
+retried later.
 """
 
 from __future__ import annotations
