@@ -44,6 +44,13 @@ Duration = Annotated[float, BeforeValidator(_duration), PlainSerializer(format_d
 SeverityName = Annotated[str, BeforeValidator(_severity)]
 
 
+def _plain_name(v: str, what: str) -> str:
+    """A name of a jail, scan group or channel: letters, digits, '-', '_' and '.'."""
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", v):
+        raise ValueError(f"{what} name {v!r}: use letters, digits, '-', '_' and '.'")
+    return v
+
+
 def _names_once(names: list[str], key: str, what: str) -> None:
     """Raise on the first name used twice: ``@KEY[i].name: WHAT 'x' is defined twice``."""
     seen: set[str] = set()
@@ -244,9 +251,7 @@ class JailSection(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", v):
-            raise ValueError(f"jail name {v!r}: use letters, digits, '-', '_' and '.'")
-        return v
+        return _plain_name(v, "jail")
 
     @field_validator("failregex", "ignoreregex")
     @classmethod
@@ -358,9 +363,7 @@ class ScanGroup(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", v):
-            raise ValueError(f"group name {v!r}: use letters, digits, '-', '_' and '.'")
-        return v
+        return _plain_name(v, "group")
 
     @field_validator("targets", "exclude")
     @classmethod
@@ -435,9 +438,7 @@ class _Channel(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", v):
-            raise ValueError(f"channel name {v!r}: use letters, digits, '-', '_' and '.'")
-        return v
+        return _plain_name(v, "channel")
 
     @field_validator("parts")
     @classmethod

@@ -62,7 +62,6 @@ class FilesPart:
         self._package_paths: set[bytes] = set()
         self._package_since = 0.0
         self._said: set[tuple[bytes, str]] = set()
-        self.on_alerts: Callable[[list[Alert]], None] | None = None
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -330,8 +329,6 @@ class FilesPart:
                 a.subject,
                 a.detail.get("reason", "") if isinstance(a.detail, dict) else "",
             )
-        if self.on_alerts is not None and alerts:
-            self.on_alerts(alerts)
 
 
 def _below(entries: dict[bytes, str], top: bytes) -> list[bytes]:

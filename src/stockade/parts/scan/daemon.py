@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 
 from stockade.config.schema import ScanGroup
 from stockade.context import Context
@@ -32,7 +31,6 @@ class ScanPart:
         self._store: Store | None = None
         self._svc: ScanService | None = None
         self._reported: dict[str, set[tuple[object, ...]]] = {}
-        self.on_alerts: Callable[[list[Alert]], None] | None = None
 
     def _open(self) -> None:
         self._store = self.ctx.open_store()
@@ -94,7 +92,5 @@ class ScanPart:
                     log.warning(
                         "ALERT %s %s %s: %s", a.severity, a.kind, a.subject, a.detail["message"]
                     )
-                if alerts and self.on_alerts is not None:
-                    self.on_alerts(alerts)
         finally:
             await worker.close(self._close)

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
 
 from stockade.context import Context
 from stockade.model import Alert
@@ -31,7 +30,6 @@ class SocketsPart:
         self._store: Store | None = None
         self._svc: SocketsService | None = None
         self._reported: set[tuple[str, str, str]] = set()
-        self.on_alerts: Callable[[list[Alert]], None] | None = None
 
     def _open(self) -> None:
         self._store = self.ctx.open_store()
@@ -69,8 +67,6 @@ class SocketsPart:
                     log.warning(
                         "ALERT %s %s %s: %s", a.severity, a.kind, a.subject, a.detail["message"]
                     )
-                if alerts and self.on_alerts is not None:
-                    self.on_alerts(alerts)
                 await asyncio.sleep(self.cfg.schedule)
         finally:
             await worker.close(self._close)
