@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stockade.baseline.signing import digest_entries
+from stockade.baseline.unsigned import replace_baseline
 from stockade.config.schema import ScanGroup
 from stockade.context import Context
 from stockade.detectors.scan import deltas as d
@@ -296,30 +296,14 @@ class ScanService:
             )
         if rec.group != group:
             raise StockadeError(f"scan {rec.id} belongs to group {rec.group!r}, not {group!r}")
-        cur = {k: json.dumps(h.to_json(), sort_keys=True) for k, h in self.hosts(rec).items()}
-        part = baseline_part(group)
-        v = self.store.baseline_version(part)
-        previous = v.version if v else 0
-        base = dict(self.store.baseline_entries(part)) if v else {}
-        changes: dict[bytes, str | None] = {
-            k.encode(): t for k, t in cur.items() if base.get(k.encode()) != t
-        }
-        changes.update({k: None for k in base.keys() - {c.encode() for c in cur}})
-        digest, count = digest_entries(sorted((k.encode(), t) for k, t in cur.items()))
-        self.store.commit_baseline(
-            part,
-            previous + 1,
-            changes,
-            replaced=[k for k in changes if k in base],
+        hosts = self.hosts(rec).items()
+        return replace_baseline(
+            self.store,
+            baseline_part(group),
+            {k.encode(): json.dumps(h.to_json(), sort_keys=True) for k, h in hosts},
             note=f"{note} (scan {rec.id})",
             meta=json.dumps({"scan": rec.id}),
-            entries=count,
-            digest=digest,
-            signature=b"",
-            key_id="",
         )
-        self.store.prune_baseline(part, 20)
-        return previous + 1, len(changes)
 
     def alerts(self, g: ScanGroup, deltas: Sequence[d.Delta]) -> list[Alert]:
         base = Severity.parse(g.severity)

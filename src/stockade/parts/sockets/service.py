@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from stockade.baseline.signing import digest_entries
+from stockade.baseline.unsigned import replace_baseline
 from stockade.context import Context
 from stockade.detectors.sockets.listeners import (
     Delta,
@@ -82,27 +82,7 @@ class SocketsService:
     ) -> tuple[int, int]:
         """Make ``current`` the new baseline version; return (version, number of changes)."""
         cur = self.current() if current is None else current
-        previous, base = self._load()
-        changes: dict[bytes, str | None] = {
-            k: v.text() for k, v in cur.items() if k not in base or base[k] != v
-        }
-        changes.update({k: None for k in base.keys() - cur.keys()})
-        version = previous + 1
-        digest, count = digest_entries(sorted((k, x.text()) for k, x in cur.items()))
-        self.store.commit_baseline(
-            PART,
-            version,
-            changes,
-            replaced=[k for k in changes if k in base],
-            note=note,
-            meta="{}",
-            entries=count,
-            digest=digest,
-            signature=b"",
-            key_id="",
-        )
-        self.store.prune_baseline(PART, 20)
-        return version, len(changes)
+        return replace_baseline(self.store, PART, {k: x.text() for k, x in cur.items()}, note=note)
 
     def alerts(self, deltas: Sequence[Delta]) -> list[Alert]:
         base = Severity.parse(self.cfg.severity)
