@@ -82,7 +82,10 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise
+            raise AssertionError(
+                f"stockade run did not stop within {timeout:.0f} s of SIGTERM; its log:\n"
+                + "\n".join(self.lines)
+            ) from None
 
     def alerts(self) -> list[dict[str, Any]]:
         """The alerts in the daemon's store (read directly: the configuration may be broken)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -163,8 +162,7 @@ def run_scenario(netns: Namespaces, tmp_path: Path, log: Path) -> None:
     assert "10.77.2.2" not in server.run("nft", "list", "ruleset").stdout
 
     # the ban survives a clean restart...
-    d.proc.send_signal(signal.SIGTERM)
-    assert d.proc.wait(30) == 0
+    assert d.stop(30) == 0
     assert not attacker.can_connect("10.77.1.1", 22, timeout=2)
     d = start_stockade(server, config, state)
     d.wait_for("restored 1 active ban")
@@ -206,5 +204,4 @@ def run_scenario(netns: Namespaces, tmp_path: Path, log: Path) -> None:
     ]
     assert [b["address"] for b in bans] == ["10.77.1.2", "10.77.1.2"]
     assert [b["failures"] for b in bans] == [3, 3]
-    d.proc.send_signal(signal.SIGTERM)
-    assert d.proc.wait(30) == 0
+    assert d.stop(30) == 0

@@ -2,11 +2,15 @@
 
 SIGTERM and SIGINT stop every part and exit 0. SIGHUP reads the configuration again: if it
 is valid, the parts restart with it; if not, the error is logged and the old one stays.
+A stop that has not finished after ``STOP_GRACE`` seconds writes every thread's stack to
+standard error and ends the process with status 1, so that a stuck part is both visible and
+cannot keep the process (and the service manager) waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import signal
 from collections.abc import Callable
@@ -18,6 +22,9 @@ from stockade.errors import StockadeError
 from stockade.parts.base import Part
 
 log = logging.getLogger("stockade")
+
+#: seconds a stop may take before the stacks are dumped and the process ends
+STOP_GRACE = 20.0
 
 
 def build_parts(ctx: Context) -> list[Part]:
@@ -96,6 +103,7 @@ class Daemon:
                     await self._reload()
         finally:
             log.info("stopping")
+            faulthandler.dump_traceback_later(STOP_GRACE, exit=True)
             await self._stop_parts()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
