@@ -315,6 +315,10 @@ class LogsSection(_Section):
 class SocketsSection(_Section):
     enabled: bool = True
     schedule: Duration = Field(60.0, description="interval of the listener check in `run`")
+    events: bool = Field(
+        True, description="also check soon after a program starts or a listener closes (root)"
+    )
+    event_gap: Duration = Field(1.0, description="least time between two checks events ask for")
     severity: SeverityName = "high"
     ignore: list[str] = Field(
         default_factory=list,
