@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from stockade.model import Alert, Severity
 from stockade.web.faillog import FAILREGEX
 from tests.conftest import Instance
 from tests.web.conftest import PASSWORD, USER, csrf, login
@@ -179,6 +180,57 @@ def test_alerts_filters_detail_and_overview(web: Any) -> None:
         assert sum(o["timeline"]["part"]["files"]) == 1
         assert sum(sum(v) for v in o["timeline"]["severity"].values()) == 3
         assert {p["part"] for p in o["parts"]} >= {"files", "logs", "sockets"}
+
+
+def test_alerts_a_page_at_a_time(web: Any) -> None:
+    """1,234 alerts, several at the same second: the pages join up without gaps or repeats,
+    filtered or not, and the HTML page links to the next one."""
+    srv = web()
+    now = time.time()
+    s = srv.store()
+    try:
+        ids = s.add_alerts(
+            [
+                Alert(
+                    "logs",
+                    "ban",
+                    f"192.0.2.{i % 250}",
+                    Severity.HIGH if i % 3 == 0 else Severity.LOW,
+                    {"message": f"alert {i}" + (" needle" if i % 7 == 0 else "")},
+                    time=now - 1000 + i // 4,
+                    host="test",
+                )
+                for i in range(1234)
+            ]
+        )
+    finally:
+        s.close()
+    newest_first = ids[::-1]
+
+    def pages(**params: Any) -> list[int]:
+        got: list[int] = []
+        before = None
+        while True:
+            q = {**params, "limit": 100, **({"before": before} if before else {})}
+            page = [a["id"] for a in c.get("/api/alerts", params=q).json()]
+            got += page
+            if len(page) < 100:
+                return got
+            before = page[-1]
+
+    with srv.login() as c:
+        assert pages() == newest_first
+        high = [x for i, x in enumerate(ids) if i % 3 == 0][::-1]
+        assert pages(severity="high") == high
+        needles = [x for i, x in enumerate(ids) if i % 7 == 0][::-1]
+        assert pages(text="needle") == needles
+        html = c.get("/alerts").text
+        older = re.search(r'id="older" href="([^"]+)"', html)
+        assert older is not None
+        second = c.get(older.group(1).replace("&amp;", "&")).text
+        assert f'href="/alerts/{newest_first[100]}"' in second
+        assert f'href="/alerts/{newest_first[99]}"' not in second
+        assert 'data-live="prepend"' in html and 'data-live="prepend"' not in second
 
 
 def test_new_alerts_stream_as_server_sent_events(web: Any) -> None:

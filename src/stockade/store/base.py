@@ -60,9 +60,12 @@ class Store(Protocol):
         min_severity: Severity | None = None,
         limit: int | None = None,
         after_id: int | None = None,
+        before_id: int | None = None,
     ) -> list[Alert]:
         """Alerts oldest first (the newest ``limit`` when given); ``after_id``: only those
-        stored after the alert of that id (a cursor for followers: notifications, live pages)."""
+        stored after the alert of that id (a cursor for followers: notifications, live pages);
+        ``before_id``: only those older (by time, then id) than the alert of that id (a cursor
+        for paging back)."""
         ...
 
     def list_events(

@@ -107,6 +107,7 @@ class SqliteStore:
         min_severity: Severity | None = None,
         limit: int | None = None,
         after_id: int | None = None,
+        before_id: int | None = None,
     ) -> list[Alert]:
         where, args = self._filters(since, part)
         if min_severity is not None:
@@ -115,6 +116,9 @@ class SqliteStore:
         if after_id is not None:
             where.append("id > ?")
             args.append(after_id)
+        if before_id is not None:
+            where.append("(time, id) < (SELECT time, id FROM alerts WHERE id = ?)")
+            args.append(before_id)
         rows = self._select("alerts", where, args, limit, extra=", acknowledged")
         return [Alert(**_record(r), id=r[0], acknowledged=bool(r[8])) for r in rows]
 

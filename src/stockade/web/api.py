@@ -75,15 +75,18 @@ def get_overview(
         return data.overview(d.ctx, s, hours)
 
 
-@router.get("/alerts", summary="Alerts, newest first, filtered")
+@router.get("/alerts", summary="Alerts, newest first, filtered, a page at a time")
 def get_alerts(
     request: Request,
     caller: Reader,
     f: Annotated[AlertFilter, Depends(alert_filter)],
     limit: Annotated[int, Query(ge=1, le=data.ALERT_LIMIT)] = data.ALERT_LIMIT,
+    before: Annotated[
+        int | None, Query(description="the id of the last alert of the previous page")
+    ] = None,
 ) -> list[dict[str, Any]]:
     with dashboard(request).store() as s:
-        return data.alerts(s, f, limit)
+        return data.alerts(s, f, limit, before)
 
 
 @router.get("/alerts/stream", summary="New alerts as server-sent events (event: alert)")

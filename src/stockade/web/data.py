@@ -13,7 +13,7 @@ from typing import Any
 
 from stockade.context import Context
 from stockade.errors import StockadeError, UsageError
-from stockade.model import Severity
+from stockade.model import Alert, Severity
 from stockade.store.base import Store
 from stockade.web.views import (
     AlertFilter,
@@ -110,10 +110,28 @@ def parts_state(ctx: Context, store: Store) -> list[dict[str, Any]]:
 # -- alerts ------------------------------------------------------------------------------
 
 
-def alerts(store: Store, f: AlertFilter, limit: int = ALERT_LIMIT) -> list[dict[str, Any]]:
-    found = store.list_alerts(since=f.since, part=f.part or None, min_severity=f.severity)
-    kept = filter_alerts(found, f)
-    return [alert_json(a) for a in reversed(kept[-limit:])]
+def alerts(
+    store: Store, f: AlertFilter, limit: int = ALERT_LIMIT, before: int | None = None
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` alerts that ``f`` keeps, newest first; with ``before`` (an alert
+    id), those older than that alert: the next page. Read from the store in batches, so a page
+    costs what it shows (and what the text filter skips), not the whole table."""
+    out: list[Alert] = []
+    cursor = before
+    batch = max(limit, ALERT_LIMIT)
+    while len(out) < limit:
+        found = store.list_alerts(
+            since=f.since,
+            part=f.part or None,
+            min_severity=f.severity,
+            limit=batch,
+            before_id=cursor,
+        )
+        out.extend(filter_alerts(reversed(found), f)[: limit - len(out)])
+        if len(found) < batch:
+            break
+        cursor = found[0].id
+    return [alert_json(a) for a in out]
 
 
 def alert(store: Store, alert_id: int) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ API, and a small script adds new alerts as they arrive (server-sent events)."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -16,6 +17,9 @@ from stockade.web.templating import templates
 from stockade.web.views import PARTS, AlertFilter, chart_bars
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+
+#: alerts on one page of the alert list; "Older alerts" shows the next
+ALERTS_PAGE = 100
 
 SEVERITY_COLOURS = {
     "info": "#8a94a6",
@@ -55,20 +59,30 @@ def overview(request: Request, caller: Reader, hours: int = 24) -> Response:
 
 @router.get("/alerts")
 def alerts(
-    request: Request, caller: Reader, f: Annotated[AlertFilter, Depends(alert_filter)]
+    request: Request,
+    caller: Reader,
+    f: Annotated[AlertFilter, Depends(alert_filter)],
+    before: int | None = None,
 ) -> Response:
     with dashboard(request).store() as s:
-        rows = data.alerts(s, f)
+        rows = data.alerts(s, f, ALERTS_PAGE, before)
     q = request.query_params
+    filters = {k: q.get(k, "") for k in ("since", "until", "severity", "part", "text")}
+    older = None
+    if len(rows) == ALERTS_PAGE:
+        keep = {k: v for k, v in filters.items() if v}
+        older = "/alerts?" + urlencode({**keep, "before": rows[-1]["id"]})
     return _page(
         request,
         caller,
         "alerts.html",
         "alerts",
         alerts=rows,
-        q={k: q.get(k, "") for k in ("since", "until", "severity", "part", "text")},
+        q=filters,
         parts=PARTS,
-        filtered=any(q.get(k) for k in ("since", "until", "severity", "part", "text")),
+        filtered=any(filters.values()) or before is not None,
+        older=older,
+        paged=before is not None,
     )
 
 
