@@ -72,6 +72,17 @@ def test_login_cookie_logout(web: Any) -> None:
         s.close()
 
 
+def test_a_removed_user_is_logged_out_at_once(web: Any, instance: Instance) -> None:
+    srv = web()
+    with srv.login() as c:
+        assert c.get("/api/overview").status_code == 200
+        r = instance.cli("web", "deluser", USER)
+        assert r.rc == 0, r.err
+        assert c.get("/api/overview").status_code == 401
+    with srv.client() as again:
+        assert login(again, USER, PASSWORD).status_code != 303
+
+
 def test_login_form_needs_its_token(web: Any) -> None:
     srv = web()
     with srv.client() as c:

@@ -38,6 +38,18 @@ def test_passwd_creates_and_changes_a_user(instance: Instance) -> None:
         s.close()
 
 
+def test_users_and_deluser(instance: Instance) -> None:
+    write_config(instance)
+    r = instance.cli("web", "users")
+    assert r.rc == 0 and r.out == "" and "no dashboard user" in r.err
+    for name in ("bob", "alice"):
+        assert instance.cli("web", "passwd", name, input="a good password\n").rc == 0
+    assert instance.cli("web", "users").out.split() == ["alice", "bob"]
+    r = instance.cli("web", "deluser", "bob")
+    assert r.rc == 0 and "removed dashboard user bob" in r.out and "1 user(s) left" in r.out
+    assert instance.cli("web", "users").out.split() == ["alice"]
+
+
 def test_bad_input_is_one_line_and_status_2(instance: Instance) -> None:
     write_config(instance)
     cases = [
@@ -47,6 +59,9 @@ def test_bad_input_is_one_line_and_status_2(instance: Instance) -> None:
         (("web",), "", "no dashboard user yet"),
         (("web", "--listen", "localhost:1"), "", "--listen: 'localhost:1'"),
         (("web", "serve", "extra"), "", "unexpected argument"),
+        (("web", "users", "extra"), "", "unexpected argument"),
+        (("web", "deluser"), "", "which user?"),
+        (("web", "deluser", "nobody"), "", "no dashboard user 'nobody'"),
     ]
     for args, stdin, message in cases:
         r = instance.cli(*args, input=stdin)

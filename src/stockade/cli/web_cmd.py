@@ -1,5 +1,6 @@
 """``stockade web [serve] [--listen ADDR:PORT]`` serves the dashboard of a state folder;
-``stockade web passwd USER`` creates a dashboard user or changes its password."""
+``stockade web passwd USER`` creates a dashboard user or changes its password; ``stockade web
+users`` lists the users and ``stockade web deluser USER`` removes one (and its sessions)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="serve (the default): serve the dashboard of the state folder on "
         "--listen (default web.listen, 127.0.0.1:8470) until interrupted; "
         "passwd USER: create USER or change its password (read from the terminal, or "
-        "the first line of standard input when that is not a terminal).",
+        "the first line of standard input when that is not a terminal); "
+        "users: list the users; deluser USER: remove USER and end its sessions.",
     )
-    p.add_argument("action", nargs="?", default="serve", choices=("serve", "passwd"))
-    p.add_argument("user", nargs="?", help="the user of passwd")
+    p.add_argument(
+        "action", nargs="?", default="serve", choices=("serve", "passwd", "users", "deluser")
+    )
+    p.add_argument("user", nargs="?", help="the user of passwd or deluser")
     p.add_argument("--listen", metavar="ADDR:PORT", help="address and port to serve on")
     p.set_defaults(handler=cmd_web)
 
@@ -35,9 +39,47 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_web(args: argparse.Namespace) -> int:
     if args.action == "passwd":
         return _passwd(args)
+    if args.action == "deluser":
+        return _deluser(args)
     if args.user:
-        raise UsageError(f"unexpected argument {args.user!r}; did you mean `stockade web passwd`?")
+        raise UsageError(
+            f"unexpected argument {args.user!r}; did you mean `stockade web passwd` or "
+            "`stockade web deluser`?"
+        )
+    if args.action == "users":
+        return _users(args)
     return _serve(args)
+
+
+def _users(args: argparse.Namespace) -> int:
+    store = make_context(args).open_store()
+    try:
+        names = store.list_web_users()
+    finally:
+        store.close()
+    for name in names:
+        print(name)
+    if not names:
+        print("no dashboard user (create one with `stockade web passwd USER`)", file=sys.stderr)
+    return 0
+
+
+def _deluser(args: argparse.Namespace) -> int:
+    if not args.user:
+        raise UsageError("stockade web deluser USER: which user? (`stockade web users` lists them)")
+    store = make_context(args).open_store()
+    try:
+        if args.user not in store.list_web_users():
+            raise UsageError(
+                f"stockade web deluser: no dashboard user {args.user!r} "
+                "(`stockade web users` lists them); nothing changed"
+            )
+        store.delete_web_user(args.user)
+        left = len(store.list_web_users())
+    finally:
+        store.close()
+    print(f"removed dashboard user {args.user} and ended its sessions ({left} user(s) left)")
+    return 0
 
 
 def _read_password(user: str) -> str:

@@ -509,6 +509,12 @@ class SqliteStore:
     def list_web_users(self) -> list[str]:
         return [str(r[0]) for r in self._db.execute("SELECT name FROM web_users ORDER BY name")]
 
+    def delete_web_user(self, name: str) -> bool:
+        with self._write():
+            self._db.execute("DELETE FROM web_sessions WHERE user = ?", (name,))
+            cur = self._db.execute("DELETE FROM web_users WHERE name = ?", (name,))
+            return bool(cur.rowcount)
+
     def add_web_session(self, session: WebSession) -> None:
         with self._write():
             self._db.execute(
