@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,3 +72,24 @@ def debs(tmp_path: Path) -> Iterator[dict[str, Path]]:
         yield debs
     finally:
         subprocess.run(["dpkg", "--purge", PKG], check=False, capture_output=True)
+
+
+HOLD_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o640)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def hold_dpkg_lock(admindir: Path) -> subprocess.Popen[str]:
+    """Another process holding dpkg's lock, as dpkg does while it works, until stdin closes."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(admindir / "lock")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc

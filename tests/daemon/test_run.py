@@ -13,7 +13,7 @@ import pytest
 
 from stockade.daemon.supervisor import supervise
 from tests.conftest import Instance, need_root
-from tests.debpkg import LIB, PKG, dpkg
+from tests.debpkg import LIB, PKG, dpkg, hold_dpkg_lock
 
 
 def ready(d) -> None:
@@ -236,8 +236,42 @@ def test_package_upgrade_while_running_is_accepted_by_itself(
     assert a["severity"] == "low" and a["detail"]["packages"] == [PKG]
     d.wait_for(r"accepted \d+ package upgrade\(s\) into baseline version 2")
     assert instance.check()[0] == 0
+    # the next upgrade too: what dpkg knows is read again, not kept from the first
+    mark = len(d.alerts())
+    dpkg("-i", debs["3.0"])
+    d.wait_for(r"accepted \d+ package upgrade\(s\) into baseline version 3")
+    assert {a["kind"] for a in d.alerts()[mark:]} == {"package-upgrade"}, (
+        d.alerts()[mark:],
+        d.lines,
+    )
+    assert instance.check()[0] == 0
     # a trojan after the upgrade is still an alarm
     (LIB / "tool").write_bytes(b"trojan")
+    a, _ = d.wait_alert(lambda a: a["subject"] == str(LIB / "tool"))
+    assert a["severity"] == "critical" and a["detail"]["classification"] == "package-mismatch"
+    assert d.stop() == 0
+
+
+def test_a_mismatch_while_dpkg_works_is_judged_when_dpkg_is_done(
+    instance: Instance, debs: dict[str, Path], daemon
+) -> None:
+    """Half-way through an upgrade a file is new and the database old: no critical alarm
+    then; once dpkg lets go of its lock the file is judged again (here: still a trojan)."""
+    instance.write(package_check=True)
+    instance.watch(LIB)
+    assert instance.run("files", "init").rc == 0
+    d = daemon(instance)
+    ready(d)
+    holder = hold_dpkg_lock(Path("/var/lib/dpkg"))
+    try:
+        (LIB / "tool").write_bytes(b"trojan written during an upgrade")
+        d.wait_for("tool disagrees with package stockade-testpkg while dpkg is at work")
+        time.sleep(1)  # several polls while dpkg still holds its lock
+        assert d.alerts() == []
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
     a, _ = d.wait_alert(lambda a: a["subject"] == str(LIB / "tool"))
     assert a["severity"] == "critical" and a["detail"]["classification"] == "package-mismatch"
     assert d.stop() == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Instance, by_path
-from tests.debpkg import BIN, ETC, LIB, PKG, dpkg
+from tests.debpkg import BIN, ETC, LIB, PKG, dpkg, hold_dpkg_lock
 
 
 @pytest.fixture
@@ -118,3 +118,41 @@ def test_package_check_can_be_switched_off(pkg_instance: Instance, debs: dict[st
     _, findings = pkg_instance.check()
     assert by_path(findings)[str(LIB / "tool")]["classification"] == "modified"
     assert by_path(findings)[str(LIB / "tool")]["severity"] == "high"
+
+
+def test_the_manifest_follows_the_database(tmp_path: Path) -> None:
+    """A long-running daemon asks after several upgrades: each answer is today's database."""
+    from stockade.sensors.files.dpkg import DpkgManifest
+
+    info = tmp_path / "info"
+    info.mkdir()
+    (tmp_path / "status").write_bytes(b"")
+
+    def install(md5: str) -> None:  # as dpkg does: a new file renamed into place
+        (info / "p.md5sums.new").write_text(f"{md5}  usr/lib/p/tool\n")
+        os.replace(info / "p.md5sums.new", info / "p.md5sums")
+
+    install("a" * 32)
+    m = DpkgManifest(tmp_path)
+    first = m.owner(b"/usr/lib/p/tool")
+    assert first is not None and first.md5 == "a" * 32
+    install("b" * 32)
+    again = m.owner(b"/usr/lib/p/tool")
+    assert again is not None and again.md5 == "b" * 32
+    (info / "p.md5sums").unlink()
+    assert m.owner(b"/usr/lib/p/tool") is None
+
+
+def test_dpkg_busy_sees_the_lock_without_taking_it(tmp_path: Path) -> None:
+    from stockade.sensors.files.dpkg import dpkg_busy
+
+    assert not dpkg_busy(tmp_path)  # no lock file at all
+    holder = hold_dpkg_lock(tmp_path)
+    try:
+        assert dpkg_busy(tmp_path)
+        assert dpkg_busy(tmp_path)  # asking twice takes nothing
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
+    assert not dpkg_busy(tmp_path)

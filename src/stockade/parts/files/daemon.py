@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from stockade.context import Context
-from stockade.detectors.files.classify import PACKAGE_UPGRADE
+from stockade.detectors.files.classify import PACKAGE_MISMATCH, PACKAGE_UPGRADE
 from stockade.detectors.files.compare import Delta, compare_entry
 from stockade.errors import IntegrityError, StockadeError
 from stockade.model import Alert
@@ -25,6 +25,7 @@ from stockade.parts.base import WorkerThread
 from stockade.parts.files.report import Finding, Report, ReportNote, alerts_for, show_path
 from stockade.parts.files.service import PART, Baseline, FilesService
 from stockade.sensors.files.collect import SETUID_ATTRS, collect, encode
+from stockade.sensors.files.dpkg import dpkg_busy
 from stockade.sensors.files.inotify import TreeWatcher
 from stockade.sensors.files.policy import Rule, best_rule, depth_below
 from stockade.sensors.files.scan import effective_mask
@@ -35,6 +36,10 @@ T = TypeVar("T")
 #: Temporary names dpkg renames into place; the realtime watcher does not report them.
 TRANSIENT_SUFFIXES = (b".dpkg-new", b".dpkg-tmp")
 #: Notes worth a line in the log (once each): what is absent, unreadable or not crossed.
+#: a file that disagrees with its package while dpkg is at work is looked at again once dpkg is
+#: done (polled this often), but never held back longer than DEFER_MAX
+DEFER_POLL = 0.5
+DEFER_MAX = 600.0
 _SAID = frozenset({"missing", "unreadable", "other-filesystem", "not-in-baseline"})
 
 
@@ -61,6 +66,7 @@ class FilesPart:
         self._reported: dict[bytes, str | None] = {}
         self._package_paths: set[bytes] = set()
         self._package_since = 0.0
+        self._deferred: dict[bytes, float] = {}  # path -> when first held back
         self._said: set[tuple[bytes, str]] = set()
 
     # -- plumbing --------------------------------------------------------------------
@@ -105,6 +111,8 @@ class FilesPart:
                         timeout,
                         max(0.0, self._package_since + self.cfg.package_settle - time.monotonic()),
                     )
+                if self._deferred:
+                    timeout = min(timeout, DEFER_POLL)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 if time.monotonic() >= next_check:
@@ -121,6 +129,11 @@ class FilesPart:
                         await self._call(self._full_check, "after an inotify overflow")
                     else:
                         await self._call(self._examine, paths, dirs)
+                waiting = bool(self._deferred or self._package_paths)
+                if waiting and await self._call(self._dpkg_busy):
+                    continue  # dpkg is at work: nothing is judged final until it is done
+                if self._deferred:
+                    await self._call(self._examine, set(self._deferred), [])
                 if (
                     self._package_paths
                     and self.cfg.auto_accept_package_changes
@@ -279,6 +292,7 @@ class FilesPart:
             if rule is not None and not svc.policy.excluded(d, rule):
                 paths.update(self._watcher.watch_tree(rule, d))
         entries = self._base.entries
+        held = {p: self._deferred.pop(p) for p in paths if p in self._deferred}
         deltas: list[Delta] = []
         for path in sorted(paths):
             rule = self._rule(path)
@@ -307,7 +321,10 @@ class FilesPart:
                 deltas.append(delta)
         if not deltas:
             return
-        report = Report(findings=[svc.judge(d, self._rules) for d in deltas])
+        findings = [svc.judge(d, self._rules) for d in deltas]
+        report = Report(findings=self._hold_back(findings, held))
+        if not report.findings:
+            return
         alerts = alerts_for(report, self.ctx.host)
         svc.record_alerts(alerts)
         self._announce(alerts)
@@ -315,6 +332,36 @@ class FilesPart:
         if ups:
             self._package_paths.update(ups)
             self._package_since = time.monotonic()
+
+    def _dpkg_busy(self) -> bool:
+        return self.svc.manifest is not None and dpkg_busy(self.cfg.dpkg_admindir)
+
+    def _hold_back(self, findings: list[Finding], since: dict[bytes, float]) -> list[Finding]:
+        """The findings to report now. A file that disagrees with its package while dpkg holds
+        its lock is most likely half-way through an upgrade (the file written, the database
+        not yet): it is held back and looked at again when dpkg is done, or after DEFER_MAX
+        (``since``: when the paths looked at again were first held back)."""
+        now = time.monotonic()
+        if not any(f.verdict.classification == PACKAGE_MISMATCH for f in findings):
+            return findings
+        if not self._dpkg_busy():
+            return findings
+        out = []
+        for f in findings:
+            first = since.get(f.path, now)
+            if f.verdict.classification == PACKAGE_MISMATCH and now - first < DEFER_MAX:
+                if f.path not in since:
+                    log.info(
+                        "%s disagrees with package %s while dpkg is at work: looking again "
+                        "when dpkg is done",
+                        show_path(f.path),
+                        f.verdict.package,
+                    )
+                self._deferred[f.path] = first
+                self._reported.pop(f.path, None)
+            else:
+                out.append(f)
+        return out
 
     def _rule_attrs(self, path: bytes) -> frozenset[str]:
         rule = self._rule(path)

@@ -2,7 +2,11 @@
 
 dpkg keeps, for every installed package, ``info/<package>.md5sums`` (``<md5>  <path>`` for each
 file it shipped, conffiles excepted) and, in ``status``, each package's ``Conffiles:`` with
-their MD5s. Parsing is pure; :class:`DpkgManifest` reads the files once, when first asked.
+their MD5s. Parsing is pure; :class:`DpkgManifest` reads the files when first asked, and again
+whenever the database changed since (the ``info`` folder or ``status`` file has another time
+stamp or size), so a long-running daemon judges each upgrade against what dpkg knows now.
+:func:`dpkg_busy` says whether dpkg is at work (holds its lock): while it is, a file may
+already carry the new version while the database still lists the old one.
 
 On a merged-/usr system dpkg may list ``bin/ls`` while the file is reached as ``/usr/bin/ls``
 (and the reverse); lookups try both spellings.
@@ -10,8 +14,10 @@ On a merged-/usr system dpkg may list ``bin/ls`` while the file is reached as ``
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -74,6 +80,18 @@ class DpkgManifest:
     def __init__(self, admindir: str | Path = "/var/lib/dpkg") -> None:
         self.admindir = Path(admindir)
         self._owners: dict[bytes, Owner] | None = None
+        self._stamp: tuple[int, ...] | None = None
+
+    def _current_stamp(self) -> tuple[int, ...]:
+        out: list[int] = []
+        for p in (self.admindir / "info", self.admindir / "status"):
+            try:
+                st = os.stat(p)
+            except OSError:
+                out += [-1, -1, -1]
+            else:
+                out += [st.st_mtime_ns, st.st_ctime_ns, st.st_size]
+        return tuple(out)
 
     @property
     def available(self) -> bool:
@@ -105,10 +123,33 @@ class DpkgManifest:
         return owners
 
     def owner(self, path: bytes) -> Owner | None:
-        if self._owners is None:
+        stamp = self._current_stamp()
+        if self._owners is None or stamp != self._stamp:
+            self._stamp = stamp
             self._owners = self._load()
         for p in aliases(path):
             o = self._owners.get(p)
             if o is not None:
                 return o
         return None
+
+
+_F_GETLK = fcntl.F_GETLK
+_FLOCK = struct.Struct("hhqqi")  # struct flock on Linux x86-64/arm64: type, whence, start, len, pid
+
+
+def dpkg_busy(admindir: str | Path = "/var/lib/dpkg") -> bool:
+    """Whether a process holds dpkg's database lock (``admindir/lock``) — asked with F_GETLK,
+    so stockade never takes the lock itself and never blocks dpkg."""
+    try:
+        fd = os.open(Path(admindir) / "lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        probe = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        got = fcntl.fcntl(fd, _F_GETLK, probe)
+        return bool(_FLOCK.unpack(got[: _FLOCK.size])[0] != fcntl.F_UNLCK)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
