@@ -96,6 +96,7 @@ class Daemon:
         try:
             return [
                 {
+                    "part": a.part,
                     "kind": a.kind,
                     "subject": a.subject,
                     "severity": str(a.severity),

@@ -67,6 +67,7 @@ class FilesPart:
         self._package_paths: set[bytes] = set()
         self._package_since = 0.0
         self._deferred: dict[bytes, float] = {}  # path -> when first held back
+        self._full_waiting: tuple[str, float] | None = None  # a full check waiting for dpkg
         self._said: set[tuple[bytes, str]] = set()
 
     # -- plumbing --------------------------------------------------------------------
@@ -111,7 +112,7 @@ class FilesPart:
                         timeout,
                         max(0.0, self._package_since + self.cfg.package_settle - time.monotonic()),
                     )
-                if self._deferred:
+                if self._deferred or self._full_waiting:
                     timeout = min(timeout, DEFER_POLL)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
@@ -129,9 +130,11 @@ class FilesPart:
                         await self._call(self._full_check, "after an inotify overflow")
                     else:
                         await self._call(self._examine, paths, dirs)
-                waiting = bool(self._deferred or self._package_paths)
+                waiting = bool(self._deferred or self._package_paths or self._full_waiting)
                 if waiting and await self._call(self._dpkg_busy):
                     continue  # dpkg is at work: nothing is judged final until it is done
+                if self._full_waiting:
+                    await self._call(self._full_check, self._full_waiting[0])
                 if self._deferred:
                     await self._call(self._examine, set(self._deferred), [])
                 if (
@@ -210,6 +213,15 @@ class FilesPart:
                 return
 
     def _full_check(self, why: str) -> None:
+        if self._dpkg_busy():
+            now = time.monotonic()
+            since = self._full_waiting[1] if self._full_waiting else now
+            if now - since < DEFER_MAX:
+                if self._full_waiting is None:
+                    log.info("dpkg is at work: the full check (%s) waits until it is done", why)
+                self._full_waiting = (why, since)
+                return
+        self._full_waiting = None
         try:
             report = self.svc.check(progress=self._progress)
         except IntegrityError as e:
