@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -83,13 +84,19 @@ sys.stdin.read()
 """
 
 
-def hold_dpkg_lock(admindir: Path) -> subprocess.Popen[str]:
-    """Another process holding dpkg's lock, as dpkg does while it works, until stdin closes."""
+@contextlib.contextmanager
+def dpkg_lock_held(admindir: Path = Path("/var/lib/dpkg")) -> Iterator[None]:
+    """Another process holds dpkg's lock, as dpkg does while it works, inside the block."""
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(admindir / "lock")],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-    return proc
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        proc.stdin.close()
+        proc.wait(10)

@@ -13,7 +13,7 @@ import pytest
 
 from stockade.daemon.supervisor import supervise
 from tests.conftest import Instance, need_root
-from tests.debpkg import LIB, PKG, dpkg, hold_dpkg_lock
+from tests.debpkg import LIB, PKG, dpkg, dpkg_lock_held
 
 
 def ready(d) -> None:
@@ -260,16 +260,11 @@ def test_a_mismatch_while_dpkg_works_is_judged_when_dpkg_is_done(
     assert instance.run("files", "init").rc == 0
     d = daemon(instance)
     ready(d)
-    holder = hold_dpkg_lock(Path("/var/lib/dpkg"))
-    try:
+    with dpkg_lock_held():
         (LIB / "tool").write_bytes(b"trojan written during an upgrade")
         d.wait_for("tool disagrees with package stockade-testpkg while dpkg is at work")
         time.sleep(1)  # several polls while dpkg still holds its lock
         assert [a for a in d.alerts() if a["part"] == "files"] == []
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(10)
     a, _ = d.wait_alert(lambda a: a["subject"] == str(LIB / "tool"))
     assert a["severity"] == "critical" and a["detail"]["classification"] == "package-mismatch"
     assert d.stop() == 0
@@ -281,17 +276,12 @@ def test_a_full_check_waits_while_dpkg_works(
     instance.write(package_check=True, realtime=False, schedule="1s", check_on_start=False)
     instance.watch(LIB)
     assert instance.run("files", "init").rc == 0
-    holder = hold_dpkg_lock(Path("/var/lib/dpkg"))
-    try:
+    with dpkg_lock_held():
         d = daemon(instance)
         d.wait_for(r"dpkg is at work: the full check \(scheduled\) waits until it is done")
         (LIB / "tool").write_bytes(b"trojan written during an upgrade")
         time.sleep(1.5)
         assert [a for a in d.alerts() if a["part"] == "files"] == []
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(10)
     a, _ = d.wait_alert(lambda a: a["subject"] == str(LIB / "tool"))
     assert a["detail"]["classification"] == "package-mismatch"
     assert d.stop() == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Instance, by_path
-from tests.debpkg import BIN, ETC, LIB, PKG, dpkg, hold_dpkg_lock
+from tests.debpkg import BIN, ETC, LIB, PKG, dpkg, dpkg_lock_held
 
 
 @pytest.fixture
@@ -147,12 +147,7 @@ def test_dpkg_busy_sees_the_lock_without_taking_it(tmp_path: Path) -> None:
     from stockade.sensors.files.dpkg import dpkg_busy
 
     assert not dpkg_busy(tmp_path)  # no lock file at all
-    holder = hold_dpkg_lock(tmp_path)
-    try:
+    with dpkg_lock_held(tmp_path):
         assert dpkg_busy(tmp_path)
         assert dpkg_busy(tmp_path)  # asking twice takes nothing
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(10)
     assert not dpkg_busy(tmp_path)
