@@ -5,6 +5,7 @@ one-line configuration errors for certificate files that cannot be used."""
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from stockade.responders.notify.message import build
 from tests.conftest import Instance
 from tests.notify.receivers import HttpReceiver, Pki, SmtpReceiver, SyslogReceiver, make_pki
 from tests.notify.test_channels import alert, channel, send
+from tests.notify.test_daemon import add_alerts, ban, configure, outbox, started
 
 # the SMTPS receiver takes AUTH without STARTTLS: its whole connection is TLS
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -238,3 +240,37 @@ def test_the_port_follows_the_tls_mode_unless_given(instance: Instance) -> None:
     assert r.rc == 0, r.err
     ports = [line for line in r.out.splitlines() if line.startswith("port = ")]
     assert ports == ["port = 587", "port = 465", "port = 25", "port = 2465"]
+
+
+# -- inside a real `stockade run` -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["syslog", "webhook"])
+def test_refused_without_a_client_certificate_kept_and_delivered_once_it_is_set(
+    instance: Instance, daemon: Any, pki: Pki, kind: str
+) -> None:
+    rx = MutualReceiver(kind, pki, None)
+    base = {"name": "siem", "retry_min": "100ms", "retry_max": "200ms", "group_window": "0s"}
+    try:
+        configure(instance, rx.config(pki, **base))
+        d = daemon(instance)
+        started(d, 1)
+        (first,) = add_alerts(instance, [ban(1)])
+        d.wait_for(r"notify siem: delivery failed \(attempt 2\)")
+        assert d.stop() == 0
+        (pending,) = outbox(instance)
+        assert pending.alert.id == first and pending.attempts >= 2
+        assert "certificate" in pending.last_error.lower()
+        assert rx.inbox.items == []
+        configure(instance, rx.config(pki, **base, **client(pki)))
+        d2 = daemon(instance)
+        started(d2, 1)
+        d2.wait_for("notify siem: sent alert")
+        (got,) = rx.inbox.wait(1)
+        assert str(ban(1).subject) in str(got)
+        time.sleep(0.5)
+        assert len(rx.inbox.items) == 1  # once
+        assert outbox(instance) == []
+        assert d2.stop() == 0
+    finally:
+        rx.close()
