@@ -531,7 +531,7 @@ class EmailChannel(_Channel):
     tls: Literal["starttls", "implicit", "none"] = Field(
         "starttls", description="starttls: required upgrade; implicit: TLS from the first byte"
     )
-    port: int = Field(587, ge=1, le=65535, description="default: 587, 465 with implicit TLS")
+    port: int = Field(587, ge=1, le=65535, description="unset: 587, 465 (implicit) or 25 (none)")
     ca_file: str = Field("", description="trust this CA file; empty = the system's")
     username: str = ""
     password_file: str = Field("", description="file holding the SMTP password")
