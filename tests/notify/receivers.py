@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography.hazmat.primitives import serialization
 
-from tests.scan.certgen import issue, name
+from tests.scan.certgen import Issued, issue, name
 
 
 @dataclass
@@ -29,27 +29,47 @@ class Pki:
     ca_file: Path
     cert: Path
     key: Path
+    client_cert: Path
+    client_key: Path
 
-    def server_context(self) -> ssl.SSLContext:
+    def server_context(
+        self, *, require_client_cert: bool = False, max_tls: ssl.TLSVersion | None = None
+    ) -> ssl.SSLContext:
+        """The server's context; ``require_client_cert``: only clients with a certificate
+        from this CA get through (mutual TLS)."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.cert, self.key)
+        if max_tls is not None:
+            ctx.maximum_version = max_tls
+        if require_client_cert:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(self.ca_file)
         return ctx
 
 
-def make_pki(folder: Path) -> Pki:
-    """A CA and a server certificate for 127.0.0.1 and localhost."""
-    ca = issue(name("Notify Test CA"), None, ca=True, days=30)
-    leaf = issue(name("localhost"), ca, ca=False, days=30, sans=("127.0.0.1", "localhost"))
-    folder.mkdir(parents=True, exist_ok=True)
-    pki = Pki(folder / "ca.pem", folder / "server.pem", folder / "server.key")
-    pki.ca_file.write_bytes(ca.pem)
-    pki.cert.write_bytes(leaf.pem)
-    pki.key.write_bytes(
+def _write_leaf(leaf: Issued, cert: Path, key: Path) -> None:
+    cert.write_bytes(leaf.pem)
+    key.write_bytes(
         leaf.key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
+    )
+
+
+def make_pki(folder: Path) -> Pki:
+    """A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate."""
+    ca = issue(name("Notify Test CA"), None, ca=True, days=30)
+    folder.mkdir(parents=True, exist_ok=True)
+    pki = Pki(
+        *(folder / f for f in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key"))
+    )
+    pki.ca_file.write_bytes(ca.pem)
+    server = issue(name("localhost"), ca, ca=False, days=30, sans=("127.0.0.1", "localhost"))
+    _write_leaf(server, pki.cert, pki.key)
+    _write_leaf(
+        issue(name("stockade client"), ca, ca=False, days=30), pki.client_cert, pki.client_key
     )
     return pki
 
@@ -129,7 +149,15 @@ class Inbox:
 class SyslogReceiver:
     """A syslog collector on 127.0.0.1 (``udp``, ``tcp`` or ``tls``); each message parsed."""
 
-    def __init__(self, transport: str, pki: Pki | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        transport: str,
+        pki: Pki | None = None,
+        port: int = 0,
+        *,
+        require_client_cert: bool = False,
+        max_tls: ssl.TLSVersion | None = None,
+    ) -> None:
         self.transport = transport
         self.inbox = Inbox()
         self.raw: list[bytes] = []
@@ -140,14 +168,19 @@ class SyslogReceiver:
             self.port = self._udp.getsockname()[1]
             self._thread = threading.Thread(target=self._read_udp, daemon=True)
         else:
-            ctx = pki.server_context() if transport == "tls" else None
+            ctx = None
+            if pki is not None and transport == "tls":
+                ctx = pki.server_context(require_client_cert=require_client_cert, max_tls=max_tls)
             assert transport == "tcp" or ctx is not None
 
             class Handler(socketserver.StreamRequestHandler):
                 def handle(self) -> None:
                     conn = self.request
                     if ctx is not None:
-                        conn = ctx.wrap_socket(conn, server_side=True)
+                        try:
+                            conn = ctx.wrap_socket(conn, server_side=True)
+                        except ssl.SSLError:
+                            return  # refused: a client certificate it does not accept
                     stream = conn.makefile("rb")
                     while True:
                         length = b""
@@ -191,7 +224,14 @@ class SyslogReceiver:
 class HttpReceiver:
     """An HTTP server on 127.0.0.1 that keeps every POSTed JSON body."""
 
-    def __init__(self, port: int = 0, status: int = 200, pki: Pki | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        status: int = 200,
+        pki: Pki | None = None,
+        *,
+        require_client_cert: bool = False,
+    ) -> None:
         self.inbox = Inbox()
         self.status = status
         self.headers: list[dict[str, str]] = []
@@ -215,9 +255,8 @@ class HttpReceiver:
         self.scheme = "http"
         if pki is not None:
             self.scheme = "https"
-            self._server.socket = pki.server_context().wrap_socket(
-                self._server.socket, server_side=True
-            )
+            ctx = pki.server_context(require_client_cert=require_client_cert)
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
@@ -239,7 +278,9 @@ class _MailHandler:
             {
                 "from": envelope.mail_from,
                 "to": list(envelope.rcpt_tos),
-                "tls": session.ssl is not None,
+                # STARTTLS sets session.ssl; implicit TLS is seen on the transport
+                "tls": session.ssl is not None
+                or server.transport.get_extra_info("ssl_object") is not None,
                 "data": envelope.content.decode("utf-8", "replace"),
             }
         )
@@ -247,9 +288,12 @@ class _MailHandler:
 
 
 class SmtpReceiver:
-    """aiosmtpd on 127.0.0.1 that requires STARTTLS with the test's certificate."""
+    """aiosmtpd on 127.0.0.1 that requires STARTTLS with the test's certificate, or with
+    ``implicit`` speaks TLS from the first byte (SMTPS, port 465 style)."""
 
-    def __init__(self, pki: Pki, *, login: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, pki: Pki, *, login: tuple[str, str] | None = None, implicit: bool = False
+    ) -> None:
         self.handler = _MailHandler()
         self.inbox = self.handler.inbox
         self.port = free_port()
@@ -270,14 +314,12 @@ class SmtpReceiver:
                 return AuthResult(success=ok, handled=False)
 
             extra = {"authenticator": authenticator, "auth_required": True}
-        self._controller = Controller(
-            self.handler,
-            hostname="127.0.0.1",
-            port=self.port,
-            tls_context=pki.server_context(),
-            require_starttls=True,
-            **extra,
-        )
+        if implicit:
+            # aiosmtpd only counts STARTTLS as encryption for AUTH; here all of it is TLS
+            extra |= {"ssl_context": pki.server_context(), "auth_require_tls": False}
+        else:
+            extra |= {"tls_context": pki.server_context(), "require_starttls": True}
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **extra)
         self._controller.start()
 
     def close(self) -> None:

@@ -222,3 +222,30 @@ def test_first_start_does_not_send_the_history(
     time.sleep(0.5)
     assert len(http.inbox.items) == 1
     assert d.stop() == 0
+
+
+def test_a_restart_mid_burst_sends_no_more_singles_in_that_window(
+    instance: Instance, daemon: Any, http: HttpReceiver
+) -> None:
+    configure(
+        instance,
+        {"type": "webhook", "name": "hook", "url": http.url, "group_window": "15s",
+         "group_threshold": 3},
+    )  # fmt: skip
+    d = daemon(instance)
+    started(d, 1)
+    add_alerts(instance, [ban(i) for i in range(10)])
+    assert [b["count"] for b in http.inbox.wait(3)] == [1, 1, 1]
+    line = d.wait_for("notify hook: sent alert")
+    for _ in range(2):  # all three marked sent (a kill before that would send one again)
+        line = d.wait_for("notify hook: sent alert", after=d.lines.index(line) + 1)
+    d.proc.kill()  # a crash during the attack
+    d.proc.wait()
+    d2 = daemon(instance)
+    started(d2, 1)
+    add_alerts(instance, [ban(i) for i in range(10, 15)])
+    d2.wait_for(r"notify hook: sent summary of 12 alerts")
+    counts = [b["count"] for b in http.inbox.items]
+    assert counts == [1, 1, 1, 12], counts  # the window's 3 singles were not granted again
+    assert outbox(instance) == []
+    assert d2.stop() == 0

@@ -298,6 +298,75 @@ def test_fuzz_grouping_never_loses_or_duplicates(
     assert not pending
 
 
+def test_a_restart_takes_the_window_up_again() -> None:
+    g = Grouper(window=60, threshold=2)
+    assert g.plan([1, 2, 3], 0) == [[1], [2]]
+    again = Grouper(window=60, threshold=2)
+    assert again.restore(g.state(), 5)
+    assert again.plan([3, 4], 5) == []  # still held: no third single in this window
+    assert again.plan([3, 4], 60) == [[3, 4]]
+    fresh = Grouper(window=60, threshold=2)
+    assert fresh.restore(again.state(), 61) and fresh.plan([5], 61) == [[5]]
+
+
+def test_restore_shortens_a_window_longer_than_the_setting() -> None:
+    g = Grouper(window=600, threshold=1)
+    g.plan([1, 2], 0)
+    shorter = Grouper(window=10, threshold=1)
+    assert shorter.restore(g.state(), 5)
+    assert shorter.next_wakeup() == 15
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "null", "[]", "{}", '{"window_end": "x", "sent": 1}', '{"window_end": 5, "sent": -1}',
+     '{"window_end": NaN, "sent": 1}', '{"window_end": 5, "sent": true}', '{"sent": 1}', "{"],
+)  # fmt: skip
+def test_restore_refuses_what_is_not_a_window(text: str) -> None:
+    g = Grouper(window=60, threshold=2)
+    assert not g.restore(text, 0)
+    assert g.plan([1, 2, 3], 0) == [[1], [2]]  # a fresh window
+
+
+@given(st.text(max_size=80))
+def test_fuzz_restore_never_raises(text: str) -> None:
+    g = Grouper(window=60, threshold=2)
+    if g.restore(text, 100.0):
+        assert g.window_end is None or g.window_end <= 160
+    assert g.plan([1], 100.0) in ([], [[1]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 20), st.booleans()), max_size=40),
+    st.integers(0, 5),
+    st.integers(1, 30),
+)
+def test_fuzz_restarts_change_nothing(
+    steps: list[tuple[int, bool]], threshold: int, window: int
+) -> None:
+    """A grouper restarted from its kept state (before any step) plans exactly what one that
+    never stopped plans: no extra single messages in a window, nothing lost or sent twice."""
+    steady = Grouper(window=window, threshold=threshold)
+    g = Grouper(window=window, threshold=threshold)
+    pending: list[int] = []
+    sent: list[int] = []
+    serial = 0
+    for now, (n, restart) in enumerate([*steps, *[(0, False)] * (window + 2)]):
+        if restart:
+            kept = g.state()
+            g = Grouper(window=window, threshold=threshold)
+            assert g.restore(kept, float(now))
+        pending += range(serial, serial + n)
+        serial += n
+        planned = g.plan(list(pending), float(now))
+        assert planned == steady.plan(list(pending), float(now))
+        for m in planned:
+            sent += m
+            pending = [p for p in pending if p not in m]
+    assert sorted(sent) == list(range(serial))
+
+
 # -- addresses -------------------------------------------------------------------------------
 
 

@@ -460,7 +460,33 @@ def _host_port(v: str, default_port: int | None) -> str:
     return v
 
 
-class SyslogChannel(_Channel):
+class _ClientCert(_Section):
+    """A client certificate for mutual TLS, checked when the configuration is loaded."""
+
+    tls_cert: str = Field("", description="mutual TLS: the client certificate chain (PEM)")
+    tls_key: str = Field("", description="mutual TLS: the unencrypted private key of tls_cert")
+
+    def _without_tls(self) -> str:
+        """Why this channel speaks no TLS (a client certificate is then an error), or ""."""
+        return ""
+
+    @model_validator(mode="after")
+    def _client_cert(self) -> _ClientCert:
+        from stockade.responders.notify.channels.tls import client_cert_problem
+
+        if not self.tls_cert and not self.tls_key:
+            return self
+        if not self.tls_cert or not self.tls_key:
+            given, missing = ("tls_cert", "tls_key") if self.tls_cert else ("tls_key", "tls_cert")
+            raise ValueError(f"@{given}: tls_cert and tls_key go together: set {missing} too")
+        if why := self._without_tls():
+            raise ValueError(f"@tls_cert: a client certificate needs TLS; {why}")
+        if problem := client_cert_problem(self.tls_cert, self.tls_key):
+            raise ValueError(f"@{problem[0]}: {problem[1]}")
+        return self
+
+
+class SyslogChannel(_Channel, _ClientCert):
     type: Literal["syslog"]
     address: str = Field(description="HOST:PORT of the collector (514 UDP/TCP, 6514 TLS)")
     transport: Literal["udp", "tcp", "tls"] = "udp"
@@ -491,17 +517,40 @@ class SyslogChannel(_Channel):
     def _address(cls, v: str) -> str:
         return _host_port(v, 514)
 
+    def _without_tls(self) -> str:
+        return "" if self.transport == "tls" else 'set transport = "tls"'
+
+
+#: the port an SMTP server listens on for each ``tls`` mode (465: RFC 8314 submissions)
+SMTP_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
+
 
 class EmailChannel(_Channel):
     type: Literal["email"]
     host: str = Field(description="SMTP server")
-    port: int = Field(587, ge=1, le=65535)
-    starttls: bool = Field(True, description="refuse to send unless STARTTLS succeeds")
+    tls: Literal["starttls", "implicit", "none"] = Field(
+        "starttls", description="starttls: required upgrade; implicit: TLS from the first byte"
+    )
+    port: int = Field(587, ge=1, le=65535, description="unset: 587, 465 (implicit) or 25 (none)")
     ca_file: str = Field("", description="trust this CA file; empty = the system's")
     username: str = ""
     password_file: str = Field("", description="file holding the SMTP password")
     sender: str = Field(description="the From address")
     recipients: list[str] = Field(description="the To addresses")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _starttls(cls, data: object) -> object:
+        if isinstance(data, dict) and "starttls" in data:
+            instead = 'tls = "none"' if data["starttls"] is False else 'tls = "starttls"'
+            raise ValueError(f"@starttls: replaced by tls; write {instead} instead")
+        return data
+
+    @model_validator(mode="after")
+    def _port(self) -> EmailChannel:
+        if "port" not in self.model_fields_set:
+            self.port = SMTP_PORTS[self.tls]
+        return self
 
     @field_validator("sender")
     @classmethod
@@ -522,7 +571,7 @@ def _mail(v: str) -> str:
     return v
 
 
-class WebhookChannel(_Channel):
+class WebhookChannel(_Channel, _ClientCert):
     type: Literal["webhook"]
     url: str = Field(description="http:// or https:// URL the JSON is POSTed to")
     style: Literal["json", "slack"] = Field("json", description="slack: Slack/Mattermost payload")
@@ -541,6 +590,9 @@ class WebhookChannel(_Channel):
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"bad URL {v!r}: write http://HOST[:PORT]/PATH or https://...")
         return v
+
+    def _without_tls(self) -> str:
+        return "" if self.url.startswith("https:") else "use an https:// URL"
 
 
 class CommandChannel(_Channel):

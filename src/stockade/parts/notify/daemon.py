@@ -13,6 +13,11 @@ or counts the failure and schedules the next try with exponential backoff. Nothi
 row that failed ``max_attempts`` times is logged as an error and kept, still retried every
 ``retry_max``; ``stockade notify queue`` shows it. Store work runs on the part's one worker
 thread.
+
+**Grouping across restarts.** Each channel's grouping window is kept in the store
+(``notify.group.CHANNEL``) whenever it changes, before the messages it allowed are sent: a
+restart (or a crash) during a burst takes the window up again, so no more than
+``group_threshold`` single messages go out in it in total.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ log = logging.getLogger("stockade.notify")
 T = TypeVar("T")
 
 CURSOR = "notify.cursor"
+#: the grouping window of a channel, by name
+GROUP_STATE = "notify.group.{}"
 #: due rows read at once per channel (a summary can cover them all)
 BATCH = 50_000
 
@@ -99,6 +106,14 @@ class NotifyPart:
         assert self._store is not None
         self._store.mark_failed(ids, error=error, next_try=next_try)
 
+    def _get_state(self, key: str) -> str | None:
+        assert self._store is not None
+        return self._store.get_state(key)
+
+    def _set_state(self, key: str, value: str) -> None:
+        assert self._store is not None
+        self._store.set_state(key, value)
+
     # -- on the event loop -----------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -115,11 +130,24 @@ class NotifyPart:
     async def _channel(self, cfg: ChannelConfig) -> None:
         channel = make_channel(cfg, self.ctx.host)
         grouper = Grouper(cfg.group_window, cfg.group_threshold)
+        key = GROUP_STATE.format(cfg.name)
+        kept = await self._call(self._get_state, key)
+        if not grouper.restore(kept, time.time()):
+            log.warning(
+                "notify %s: the kept grouping window %r is unreadable; a new one starts",
+                cfg.name,
+                kept,
+            )
+        saved = grouper.state()
         bucket = RateBucket(cfg.rate_limit, cfg.rate_period, time.time())
         while True:
             now = time.time()
             due = await self._call(self._due, cfg.name, now)
-            batches = cap(grouper.plan(due, now), bucket.available(now))
+            planned = grouper.plan(due, now)
+            if grouper.state() != saved:  # kept before what it allows is sent
+                saved = grouper.state()
+                await self._call(self._set_state, key, saved)
+            batches = cap(planned, bucket.available(now))
             for items in batches:
                 bucket.take(1)
                 await self._deliver(cfg, channel, items)

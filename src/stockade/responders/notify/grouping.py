@@ -4,7 +4,9 @@
 seconds. The first ``threshold`` items in it go out at once, one message each; once more
 arrive, the rest are held and, when the window closes, go out as one summary. So a quiet host
 gets each alert without delay, and a burst costs at most ``threshold + 1`` messages a window.
-A window of 0 sends every item alone.
+A window of 0 sends every item alone. The window's state (:meth:`Grouper.state`) is kept in the
+store by the daemon and given back after a restart (:meth:`Grouper.restore`), so a restart
+during a burst does not grant another ``threshold`` single messages.
 
 **Rate cap.** A token bucket of ``limit`` messages a ``period``. When the planned messages
 outnumber the tokens, the last token carries everything left as one summary; with no token,
@@ -16,6 +18,8 @@ doubling up to ``maximum``.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -54,6 +58,32 @@ class Grouper:
         if len(due) > room:
             self.sent = max(self.sent, self.threshold)  # from now on: held for the summary
         return [[item] for item in alone]
+
+    def state(self) -> str:
+        """The window as text to keep: its end (wall-clock) and the messages sent alone."""
+        return json.dumps({"window_end": self.window_end, "sent": self.sent})
+
+    def restore(self, text: str | None, now: float) -> bool:
+        """Take up a window :meth:`state` kept; False (and a fresh window) if ``text`` is not
+        one. A window longer than the configured one (the setting was lowered) ends at
+        ``now + window``."""
+        self.window_end, self.sent = None, 0
+        if text is None:
+            return True
+        try:
+            data = json.loads(text)
+            end, sent = data["window_end"], data["sent"]
+        except (ValueError, TypeError, KeyError):
+            return False
+        if end is None and sent == 0:
+            return True
+        valid_end = (
+            isinstance(end, int | float) and not isinstance(end, bool) and math.isfinite(end)
+        )
+        if not valid_end or not isinstance(sent, int) or isinstance(sent, bool) or sent < 0:
+            return False
+        self.window_end, self.sent = min(float(end), now + self.window), sent
+        return True
 
     def next_wakeup(self) -> float | None:
         """When held items are due to go out as a summary."""

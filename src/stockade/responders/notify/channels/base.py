@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
 from typing import Protocol
 
 from stockade.responders.notify.message import Message
@@ -18,11 +17,3 @@ class Channel(Protocol):
     async def send(self, message: Message) -> None:
         """Deliver ``message`` or raise :class:`DeliveryError`."""
         ...
-
-
-def tls_context(ca_file: str) -> ssl.SSLContext:
-    """A client context that verifies the server: against ``ca_file``, or the system's CAs."""
-    try:
-        return ssl.create_default_context(cafile=ca_file or None)
-    except (OSError, ssl.SSLError) as e:
-        raise DeliveryError(f"cannot read the CA file {ca_file}: {e}") from None

@@ -1,7 +1,9 @@
-"""E-mail over SMTP, upgraded with STARTTLS before anything is said (smtplib in a thread).
+"""E-mail over SMTP (smtplib in a thread), encrypted before anything is said: upgraded with
+STARTTLS (``tls = "starttls"``, the default, port 587) or TLS from the first byte
+(``tls = "implicit"``, port 465, RFC 8314). ``tls = "none"`` is for a server on this host.
 
-With ``starttls`` on (the default) a server that does not offer STARTTLS, or whose certificate
-does not verify, gets nothing: the message stays in the outbox and the error is logged.
+A server that does not offer STARTTLS, or whose certificate does not verify, gets nothing: the
+message stays in the outbox and the error is logged.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from stockade.config.schema import EmailChannel
-from stockade.responders.notify.channels.base import DeliveryError, tls_context
+from stockade.responders.notify.channels.base import DeliveryError
+from stockade.responders.notify.channels.tls import tls_context
 from stockade.responders.notify.message import Message
 
 
@@ -47,19 +50,37 @@ class EmailSender:
         except OSError as e:
             raise DeliveryError(f"cannot read {self.cfg.password_file}: {e.strerror}") from None
 
-    def _deliver(self, mail: EmailMessage) -> None:
-        where = f"smtp://{self.cfg.host}:{self.cfg.port}"
+    def _connect(self) -> smtplib.SMTP:
+        """A session that is encrypted (unless ``tls = "none"``) and has said EHLO."""
+        cfg = self.cfg
+        if cfg.tls == "implicit":
+            ctx = tls_context(cfg.ca_file)
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                cfg.host, cfg.port, timeout=cfg.timeout, context=ctx
+            )
+        else:
+            smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
         try:
-            with smtplib.SMTP(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout) as smtp:
+            smtp.ehlo()
+            if cfg.tls == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise DeliveryError(
+                        f"smtp://{cfg.host}:{cfg.port}: the server does not offer STARTTLS; "
+                        'nothing was sent (tls = "implicit" for port 465; "none" only for a '
+                        "server on this host)"
+                    )
+                smtp.starttls(context=tls_context(cfg.ca_file))
                 smtp.ehlo()
-                if self.cfg.starttls:
-                    if not smtp.has_extn("starttls"):
-                        raise DeliveryError(
-                            f"{where}: the server does not offer STARTTLS; nothing was sent "
-                            "(set starttls = false only for a server on this host)"
-                        )
-                    smtp.starttls(context=tls_context(self.cfg.ca_file))
-                    smtp.ehlo()
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def _deliver(self, mail: EmailMessage) -> None:
+        scheme = "smtps" if self.cfg.tls == "implicit" else "smtp"
+        where = f"{scheme}://{self.cfg.host}:{self.cfg.port}"
+        try:
+            with self._connect() as smtp:
                 password = self._password()
                 if self.cfg.username:
                     smtp.login(self.cfg.username, password or "")

@@ -1,14 +1,17 @@
 """A webhook: the message as JSON POSTed to a URL (httpx); ``style = "slack"`` sends the
-``{"text": ...}`` payload Slack and Mattermost incoming webhooks take."""
+``{"text": ...}`` payload Slack and Mattermost incoming webhooks take. Over https, with
+``tls_cert``/``tls_key`` the client certificate is presented (mutual TLS)."""
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
 
 from stockade.config.schema import WebhookChannel
-from stockade.responders.notify.channels.base import DeliveryError, tls_context
+from stockade.responders.notify.channels.base import DeliveryError
+from stockade.responders.notify.channels.tls import tls_context
 from stockade.responders.notify.message import Message
 
 
@@ -24,7 +27,9 @@ class WebhookSender:
         self.name = cfg.name
 
     async def send(self, message: Message) -> None:
-        verify = tls_context(self.cfg.ca_file) if self.cfg.url.startswith("https:") else True
+        cfg = self.cfg
+        https = cfg.url.startswith("https:")
+        verify = tls_context(cfg.ca_file, cfg.tls_cert, cfg.tls_key) if https else True
         headers = {"User-Agent": "stockade", **self.cfg.headers}
         try:
             async with httpx.AsyncClient(
@@ -33,8 +38,11 @@ class WebhookSender:
                 r = await client.post(
                     self.cfg.url, json=payload(message, self.cfg.style), headers=headers
                 )
-        except httpx.HTTPError as e:
-            raise DeliveryError(f"webhook {self.cfg.url}: {type(e).__name__}: {e}") from None
+        except (httpx.HTTPError, ssl.SSLError) as e:  # a TLS alert can escape httpx unwrapped
+            why = str(e) or "closed without an answer" + (
+                " (does the server want a client certificate, tls_cert?)" if https else ""
+            )
+            raise DeliveryError(f"webhook {self.cfg.url}: {type(e).__name__}: {why}") from None
         if not r.is_success:
             raise DeliveryError(
                 f"webhook {self.cfg.url}: answered {r.status_code} {r.reason_phrase}"
