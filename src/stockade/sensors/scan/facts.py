@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import ssl
 import struct
@@ -45,6 +46,7 @@ from stockade.sensors.scan.starttls_protocols import (
     greeting_protocol,
     port_protocols,
     silent_answer,
+    silent_done,
     silent_protocol,
     silent_request,
 )
@@ -228,7 +230,8 @@ class _Grabber:
             return
         if silent is None:
             return
-        verdict = silent_answer(silent, conv.data)
+        answer = await session.read(functools.partial(silent_done, silent), conv.data)
+        verdict = silent_answer(silent, answer)
         if verdict is not None:  # that protocol's answer, not a banner
             facts.banner = None
         if verdict:

@@ -81,6 +81,11 @@ def silent_request(proto: str) -> bytes:
     return POSTGRES_SSL_REQUEST if proto == POSTGRES else ldap_ber.START_TLS_REQUEST
 
 
+def silent_done(proto: str, answer: bytes) -> bool:
+    """Whether the answer of a silent ``proto`` service has all come (or never will)."""
+    return bool(answer) if proto == POSTGRES else ldap_ber.is_complete(answer)
+
+
 def silent_answer(proto: str, answer: bytes) -> bool | None:
     """Whether the answer of a silent ``proto`` service to :func:`silent_request` lets the
     handshake start (True), refuses it in that protocol (False), or is not that protocol at
