@@ -1,0 +1,149 @@
+"""Certificates behind in-protocol upgrades: real asyncio servers on loopback speak SMTP, IMAP
+(capabilities in the greeting, or asked for), POP3, FTP, PostgreSQL and LDAP, each offering the
+upgrade with a certificate chain the test made, or not offering it; the scan's service facts must
+show exactly the certificate the server has, say which upgrade gave it, send nothing but the
+upgrade's own commands, and show no certificate and no error where there is no upgrade."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stockade.sensors.scan.facts import PortFacts, service_facts
+from stockade.sensors.scan.nmapxml import read_nmap_xml
+from stockade.sensors.scan.report import Cert
+from tests.conftest import Instance
+from tests.scan.certgen import Chain, chain
+from tests.scan.starttls_servers import LDAP_START_TLS, SSL_REQUEST, Servers, Service
+
+KINDS = ("smtp", "imap", "imap-ask", "pop3", "ftp", "postgres", "ldap")
+# what each kind of client may say: the upgrade's commands, nothing else (no login, no mail)
+SAID = {
+    "smtp": {b"EHLO stockade.invalid", b"STARTTLS", b"QUIT"},
+    "imap": {b"a1 CAPABILITY", b"a2 STARTTLS", b"a3 LOGOUT"},
+    "pop3": {b"CAPA", b"STLS", b"QUIT"},
+    "ftp": {b"AUTH TLS", b"QUIT"},
+}
+PROTO = {"imap-ask": "imap"}  # the protocol each kind records as tls_via
+
+
+@pytest.fixture
+def servers() -> Iterator[Servers]:
+    s = Servers()
+    yield s
+    s.close()
+
+
+def _ctx(made: Chain, folder: Path, stem: str) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*made.write(folder, stem))
+    return ctx
+
+
+def _scan(services: list[Service], *, silent_extra: bool = True) -> dict[int, PortFacts]:
+    silent = {
+        k: [s.port for s in services if s.kind == k or (k == "ldap" and s.kind == "garbage")]
+        for k in ("postgres", "ldap")
+    }
+    return service_facts(
+        "127.0.0.1",
+        [s.port for s in services],
+        tls_ports=(),
+        starttls_ports=silent if silent_extra else None,
+    )
+
+
+def test_each_upgrade_gives_the_servers_certificate(servers: Servers, tmp_path: Path) -> None:
+    made = {k: chain(f"{k}.facts.test", (f"{k}.facts.test",), days=40) for k in KINDS}
+    services = []
+    for k in KINDS:
+        services.append(servers.serve(Service(k, True, _ctx(made[k], tmp_path, k))))
+    found = _scan(services)
+    for s in services:
+        facts = found[s.port]
+        assert facts.error == "" and facts.tls and facts.full_chain, (s.kind, facts)
+        assert facts.cert is not None
+        leaf, mid = made[s.kind].leaf, made[s.kind].intermediate
+        assert facts.cert.sha256 == hashlib.sha256(leaf.der).hexdigest()
+        assert [c["sha256"] for c in facts.cert.chain] == [
+            hashlib.sha256(leaf.der).hexdigest(),
+            hashlib.sha256(mid.der).hexdigest(),
+        ]
+        assert facts.cert.subject == leaf.cert.subject.rfc4514_string()
+        assert facts.cert.tls_via == PROTO.get(s.kind, s.kind)
+        said = SAID.get(PROTO.get(s.kind, s.kind))
+        if said is not None:
+            assert set(s.heard) <= said, s.heard
+        assert s.heard[0] in (SSL_REQUEST, LDAP_START_TLS) or said is not None
+    by_kind = {s.kind: found[s.port] for s in services}
+    # the greeting is the banner; a silent protocol's one-byte or BER answer is none
+    assert by_kind["imap"].banner is not None and by_kind["imap"].banner.startswith("* OK [CAP")
+    assert by_kind["ftp"].banner == "220-facts FTP\n220-line two\n220-line three"
+    assert by_kind["postgres"].banner is None and by_kind["ldap"].banner is None
+    # IMAP with the capabilities in its greeting is not asked for them again
+    imap = next(s for s in services if s.kind == "imap")
+    assert b"a1 CAPABILITY" not in imap.heard
+
+
+def test_no_upgrade_offered_gives_no_certificate_and_no_error(
+    servers: Servers, tmp_path: Path
+) -> None:
+    made = chain("none.facts.test", ("none.facts.test",), days=40)
+    ctx = _ctx(made, tmp_path, "none")
+    services = [servers.serve(Service(k, offers=False, ctx=ctx)) for k in KINDS]
+    services.append(servers.serve(Service("garbage", offers=False, ctx=ctx)))
+    found = _scan(services)
+    for s in services:
+        facts = found[s.port]
+        assert facts.cert is None and not facts.tls and facts.error == "", (s.kind, facts)
+        said = SAID.get(PROTO.get(s.kind, s.kind))
+        if said is not None:
+            assert set(s.heard) <= said - {b"a2 STARTTLS", b"STARTTLS", b"STLS"}, s.heard
+    by_kind = {s.kind: found[s.port] for s in services}
+    assert by_kind["postgres"].banner is None and by_kind["ldap"].banner is None  # N, refusal
+    # an answer on an LDAP port that is not LDAP: kept as the banner, escaped
+    assert by_kind["garbage"].banner == "0\\x03garbage, not BER"
+
+
+def test_silent_protocols_only_on_their_ports(servers: Servers, tmp_path: Path) -> None:
+    """A PostgreSQL or LDAP server on a port nobody named is sent the generic probe only."""
+    made = chain("pg.facts.test", ("pg.facts.test",), days=40)
+    ctx = _ctx(made, tmp_path, "pg")
+    services = [servers.serve(Service(k, offers=True, ctx=ctx)) for k in ("postgres", "ldap")]
+    found = _scan(services, silent_extra=False)
+    for s in services:
+        assert found[s.port].cert is None
+        assert s.heard and SSL_REQUEST not in s.heard and LDAP_START_TLS not in s.heard
+
+
+def test_the_outputs_show_the_upgrade(
+    servers: Servers, tmp_path: Path, instance: Instance
+) -> None:
+    made = chain("imap.facts.test", ("imap.facts.test",), days=40)
+    ctx = _ctx(made, tmp_path, "imap")
+    port = servers.serve(Service("imap", offers=True, ctx=ctx)).port
+    args = ("scan", "-sT", "-Pn", "-sV", "-p", str(port), "127.0.0.1")
+
+    r = instance.run(*args, "--json")
+    assert r.rc == 0, r.err
+    (p,) = json.loads(r.out)["ports"]
+    assert p["certificate"]["tls_via"] == "imap"
+    assert Cert.from_json(p["certificate"]).tls_via == "imap"
+
+    r = instance.run(*args)
+    assert r.rc == 0, r.err
+    expiry = made.leaf.cert.not_valid_after_utc.strftime("%Y-%m-%d")
+    assert f"expires {expiry}, via imap]" in r.out
+
+    xml = tmp_path / "scan.xml"
+    r = instance.run(*args, "-oX", str(xml))
+    assert r.rc == 0, r.err
+    assert '<elem key="tls_via">imap</elem>' in xml.read_text()
+    (host,) = read_nmap_xml(xml.read_text(), str(xml))
+    (back,) = host.ports
+    assert back.cert is not None and back.cert.tls_via == "imap"
