@@ -121,9 +121,7 @@ def test_silent_protocols_only_on_their_ports(servers: Servers, tmp_path: Path) 
         assert s.heard and SSL_REQUEST not in s.heard and LDAP_START_TLS not in s.heard
 
 
-def test_the_outputs_show_the_upgrade(
-    servers: Servers, tmp_path: Path, instance: Instance
-) -> None:
+def test_the_outputs_show_the_upgrade(servers: Servers, tmp_path: Path, instance: Instance) -> None:
     made = chain("imap.facts.test", ("imap.facts.test",), days=40)
     ctx = _ctx(made, tmp_path, "imap")
     port = servers.serve(Service("imap", offers=True, ctx=ctx)).port
