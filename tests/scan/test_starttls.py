@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 from stockade.sensors.scan.facts import PortFacts, service_facts
 from stockade.sensors.scan.nmapxml import read_nmap_xml
@@ -145,3 +146,47 @@ def test_the_outputs_show_the_upgrade(servers: Servers, tmp_path: Path, instance
     (host,) = read_nmap_xml(xml.read_text(), str(xml))
     (back,) = host.ports
     assert back.cert is not None and back.cert.tls_via == "imap"
+
+
+def _group(instance: Instance, **extra: object) -> None:
+    group = {"name": "db", "targets": ["127.0.0.1"], "discovery": "none", "scan": "connect"}
+    instance.config.write_text(
+        tomli_w.dumps(
+            {
+                "files": {"enabled": False},
+                "logs": {"enabled": False},
+                "sockets": {"enabled": False},
+                "scan": {"workers": 1, "groups": [{**group, **extra}]},
+            }
+        )
+    )
+
+
+def test_a_group_names_a_postgres_port(
+    servers: Servers, tmp_path: Path, instance: Instance
+) -> None:
+    """``starttls_ports`` reaches the scanner: the certificate behind PostgreSQL's SSLRequest on
+    an unusual port is recorded and, expiring soon, raises ``cert-expiring``."""
+    made = chain("db.facts.test", ("db.facts.test",), days=5)
+    port = servers.serve(Service("postgres", True, _ctx(made, tmp_path, "db"))).port
+    _group(instance, ports=str(port), starttls_ports={"postgres": [port]}, cert_expiry_days=14)
+    assert instance.run("scan", "check").rc == 0  # the baseline
+    r = instance.run("scan", "check", "--json")
+    (alert,) = r.json_lines()
+    assert r.rc == 1 and alert["kind"] == "cert-expiring" and alert["port"] == port
+    assert "CN=db.facts.test" in alert["old"]
+
+
+@pytest.mark.parametrize(
+    ("ports", "message"),
+    [
+        ({"gopher": [70]}, "starttls_ports.gopher"),
+        ({"postgres": [70000]}, "port 70000: ports are 1-65535"),
+    ],
+)
+def test_bad_starttls_ports_are_one_line(
+    instance: Instance, ports: dict[str, list[int]], message: str
+) -> None:
+    _group(instance, starttls_ports=ports)
+    r = instance.run("scan", "check")
+    assert r.rc == 2 and message in r.err and r.one_line_error, r.err
