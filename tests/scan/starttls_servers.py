@@ -22,7 +22,7 @@ LDAP_PROTOCOL_ERROR = bytes.fromhex("300c02010178070a010204000400")
 
 @dataclass
 class Service:
-    kind: str  # the handler's name: smtp, imap, imap-ask, pop3, ftp, postgres, ldap, garbage
+    kind: str  # a key of HANDLERS
     offers: bool
     ctx: ssl.SSLContext
     heard: list[bytes] = field(default_factory=list)
@@ -75,6 +75,9 @@ async def imap(s: Service, reader: asyncio.StreamReader, writer: asyncio.StreamW
         (tag, _, command), w = line.partition(b" "), writer
         if command.upper() == b"CAPABILITY":
             await _say(w, b"* CAPABILITY " + caps + b"\r\n" + tag + b" OK done\r\n")
+        elif command.upper() == b"STARTTLS" and s.kind == "imap-liar":  # yes, then plain text
+            await _say(w, tag + b" OK Begin TLS negotiation now.\r\n* BYE not really\r\n")
+            w.close()
         elif command.upper() == b"STARTTLS" and s.offers:
             await _upgrade(s, w, tag + b" OK Begin TLS negotiation now.\r\n")
         elif command.upper() == b"LOGOUT":
@@ -150,15 +153,23 @@ async def garbage(s: Service, reader: asyncio.StreamReader, writer: asyncio.Stre
     await reader.read(4096)
 
 
+async def silent(s: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accepts, and never says a word."""
+    while chunk := await reader.read(4096):
+        s.heard.append(chunk)
+
+
 HANDLERS: dict[str, Handler] = {
     "smtp": smtp,
     "imap": imap,
     "imap-ask": imap,
+    "imap-liar": imap,
     "pop3": pop3,
     "ftp": ftp,
     "postgres": postgres,
     "ldap": ldap,
     "garbage": garbage,
+    "silent": silent,
 }
 
 

@@ -30,6 +30,7 @@ SAID = {
     "pop3": {b"CAPA", b"STLS", b"QUIT"},
     "ftp": {b"AUTH TLS", b"QUIT"},
 }
+QUIET = {("garbage", "ldap"), ("silent", "postgres")}  # not that protocol, on its port
 PROTO = {"imap-ask": "imap"}  # the protocol each kind records as tls_via
 
 
@@ -48,7 +49,7 @@ def _ctx(made: Chain, folder: Path, stem: str) -> ssl.SSLContext:
 
 def _scan(services: list[Service], *, silent_extra: bool = True) -> dict[int, PortFacts]:
     silent = {
-        k: [s.port for s in services if s.kind == k or (k == "ldap" and s.kind == "garbage")]
+        k: [s.port for s in services if s.kind == k or (s.kind, k) in QUIET]
         for k in ("postgres", "ldap")
     }
     return service_facts(
@@ -97,7 +98,7 @@ def test_no_upgrade_offered_gives_no_certificate_and_no_error(
     made = chain("none.facts.test", ("none.facts.test",), days=40)
     ctx = _ctx(made, tmp_path, "none")
     services = [servers.serve(Service(k, offers=False, ctx=ctx)) for k in KINDS]
-    services.append(servers.serve(Service("garbage", offers=False, ctx=ctx)))
+    services += [servers.serve(Service(k, offers=False, ctx=ctx)) for k in ("garbage", "silent")]
     found = _scan(services)
     for s in services:
         facts = found[s.port]
@@ -109,6 +110,9 @@ def test_no_upgrade_offered_gives_no_certificate_and_no_error(
     assert by_kind["postgres"].banner is None and by_kind["ldap"].banner is None  # N, refusal
     # an answer on an LDAP port that is not LDAP: kept as the banner, escaped
     assert by_kind["garbage"].banner == "0\\x03garbage, not BER"
+    # a service that never speaks on a PostgreSQL port: the SSLRequest, once, and no banner
+    quiet = next(s for s in services if s.kind == "silent")
+    assert quiet.heard == [SSL_REQUEST] and by_kind["silent"].banner is None
 
 
 def test_silent_protocols_only_on_their_ports(servers: Servers, tmp_path: Path) -> None:
@@ -190,3 +194,12 @@ def test_bad_starttls_ports_are_one_line(
     _group(instance, starttls_ports=ports)
     r = instance.run("scan", "check")
     assert r.rc == 2 and message in r.err and r.one_line_error, r.err
+
+
+def test_a_server_that_says_yes_and_does_not_upgrade(servers: Servers, tmp_path: Path) -> None:
+    made = chain("liar.facts.test", ("liar.facts.test",), days=40)
+    liar = servers.serve(Service("imap-liar", True, _ctx(made, tmp_path, "liar")))
+    facts = _scan([liar])[liar.port]
+    assert facts.cert is None and not facts.tls
+    assert facts.error.startswith("STARTTLS (imap): ") and "\n" not in facts.error
+    assert facts.banner is not None and facts.banner.startswith("* OK")

@@ -230,7 +230,9 @@ class _Grabber:
             return
         if silent is None:
             return
-        answer = await session.read(functools.partial(silent_done, silent), conv.data)
+        answer = conv.data
+        if answer:  # the rest of an answer cut short (nothing came: no more waiting)
+            answer = await session.read(functools.partial(silent_done, silent), answer)
         verdict = silent_answer(silent, answer)
         if verdict is not None:  # that protocol's answer, not a banner
             facts.banner = None
