@@ -51,21 +51,39 @@ async def _upgrade(s: Service, writer: asyncio.StreamWriter, ready: bytes) -> No
     await writer.start_tls(s.ctx)
 
 
-async def smtp(s: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    async def answer(line: bytes) -> None:
-        verb, w = line.upper(), writer
-        if verb.startswith(b"EHLO"):
-            ext = b"250-SIZE 1000\r\n250 STARTTLS\r\n" if s.offers else b"250 SIZE 1000\r\n"
-            await _say(w, b"250-mail.facts.test\r\n" + ext)
-        elif verb == b"STARTTLS" and s.offers:
-            await _upgrade(s, w, b"220 2.0.0 Ready to start TLS\r\n")
-        elif verb == b"QUIT":
-            await _say(w, b"221 2.0.0 Bye\r\n")
-        else:
-            await _say(w, b"502 5.5.2 Error: command not recognized\r\n")
+def _said(line: bytes, verb: bytes) -> bool:
+    return line.upper() == verb or line.upper().startswith(verb + b" ")
 
-    await _say(writer, b"220 mail.facts.test ESMTP facts-test\r\n")
+
+async def _verbs(
+    s: Service,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    greeting: bytes,
+    replies: dict[bytes, bytes],
+    upgrade: tuple[bytes, bytes],
+    unknown: bytes,
+) -> None:
+    """A line protocol without tags: ``greeting``, then per verb its reply; the ``upgrade``
+    verb (when the service offers it) gets its ready reply and starts TLS."""
+
+    async def answer(line: bytes) -> None:
+        if s.offers and _said(line, upgrade[0]):
+            await _upgrade(s, writer, upgrade[1])
+            return
+        reply = next((r for verb, r in replies.items() if _said(line, verb)), unknown)
+        await _say(writer, reply)
+
+    await _say(writer, greeting)
     await _lines(s, reader, answer)
+
+
+async def smtp(s: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    ext = b"250-SIZE 1000\r\n250 STARTTLS\r\n" if s.offers else b"250 SIZE 1000\r\n"
+    replies = {b"EHLO": b"250-mail.facts.test\r\n" + ext, b"QUIT": b"221 2.0.0 Bye\r\n"}
+    greeting = b"220 mail.facts.test ESMTP facts-test\r\n"
+    ready = (b"STARTTLS", b"220 2.0.0 Ready to start TLS\r\n")
+    await _verbs(s, reader, writer, greeting, replies, ready, b"502 5.5.2 Error\r\n")
 
 
 async def imap(s: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -93,35 +111,20 @@ async def imap(s: Service, reader: asyncio.StreamReader, writer: asyncio.StreamW
 
 
 async def pop3(s: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    async def answer(line: bytes) -> None:
-        verb, w = line.upper(), writer
-        if verb == b"CAPA":
-            stls = b"STLS\r\n" if s.offers else b""
-            await _say(w, b"+OK Capability list follows\r\nTOP\r\n" + stls + b"UIDL\r\n.\r\n")
-        elif verb == b"STLS" and s.offers:
-            await _upgrade(s, w, b"+OK Begin TLS negotiation\r\n")
-        elif verb == b"QUIT":
-            await _say(w, b"+OK Logging out.\r\n")
-        else:
-            await _say(w, b"-ERR Unknown command.\r\n")
-
-    await _say(writer, b"+OK facts POP3 ready.\r\n")
-    await _lines(s, reader, answer)
+    stls = b"STLS\r\n" if s.offers else b""
+    capa = b"+OK Capability list follows\r\nTOP\r\n" + stls + b"UIDL\r\n.\r\n"
+    replies = {b"CAPA": capa, b"QUIT": b"+OK Logging out.\r\n"}
+    ready = (b"STLS", b"+OK Begin TLS negotiation\r\n")
+    greeting = b"+OK facts POP3 ready.\r\n"
+    await _verbs(s, reader, writer, greeting, replies, ready, b"-ERR Unknown command.\r\n")
 
 
 async def ftp(s: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    async def answer(line: bytes) -> None:
-        verb, w = line.upper(), writer
-        if verb == b"AUTH TLS" and s.offers:
-            await _upgrade(s, w, b"234 AUTH TLS OK.\r\n")
-        elif verb == b"QUIT":
-            await _say(w, b"221 Goodbye.\r\n")
-        else:
-            await _say(w, b"500 Unknown command.\r\n")
-
     # longer than the banner reader's three lines: the client must read on to its end
-    await _say(writer, b"220-facts FTP\r\n220-line two\r\n220-line three\r\n220 ready\r\n")
-    await _lines(s, reader, answer)
+    greeting = b"220-facts FTP\r\n220-line two\r\n220-line three\r\n220 ready\r\n"
+    replies = {b"QUIT": b"221 Goodbye.\r\n"}
+    ready = (b"AUTH TLS", b"234 AUTH TLS OK.\r\n")
+    await _verbs(s, reader, writer, greeting, replies, ready, b"500 Unknown command.\r\n")
 
 
 async def postgres(s: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
