@@ -90,8 +90,10 @@ def service_facts(
         return {}
     tm = timing or Timing()
     waits = Waits.for_rtt(tm.srtt, tm.timeout)
-    grabber = _Grabber(address, name, frozenset(tls_ports), waits, raise_fd_limit(concurrency))
-    grabber.rate, grabber.protocols = rate, port_protocols(starttls_ports)
+    protocols = port_protocols(starttls_ports)
+    grabber = _Grabber(
+        address, name, frozenset(tls_ports), protocols, waits, raise_fd_limit(concurrency), rate
+    )
     return asyncio.run(grabber.run(todo))
 
 
@@ -117,12 +119,14 @@ class _Grabber:
         address: str,
         name: str,
         tls_ports: frozenset[int],
+        protocols: dict[int, str],
         waits: Waits,
         concurrency: int,
+        rate: int,
     ) -> None:
         self.address, self.name, self.tls_ports, self.waits = address, name, tls_ports, waits
-        self.concurrency, self.rate = concurrency, 0
-        self.protocols = port_protocols()
+        self.protocols = protocols  # port → protocol whose upgrade to TLS is tried there
+        self.concurrency, self.rate = concurrency, rate
         self.ctx = client_context()
         # one conversation, STARTTLS included: connect, greeting, probe, three replies
         self.per_conn = 2 * waits.connect + waits.greet + 4 * waits.answer + 1

@@ -19,6 +19,7 @@ from typing import Any
 
 from stockade.sensors.scan.pipeline import ScanOptions, scan_hosts
 from stockade.sensors.scan.report import DOWN, UP, HostReport
+from stockade.sensors.scan.starttls_protocols import PROTOCOLS
 from stockade.sensors.scan.targets import Target
 
 #: a unit carries at most this many targets, so work spreads over the workers
@@ -108,9 +109,9 @@ def options_from_json(d: Any, where: str) -> ScanOptions:
         want = type(getattr(defaults, name))
         if want is list:
             ok = _int_list(value)
-        elif want is dict:  # protocol → ports
+        elif want is dict:  # starttls_ports: protocol → ports
             ok = isinstance(value, dict) and all(
-                isinstance(k, str) and _int_list(v) for k, v in value.items()
+                k in PROTOCOLS and _int_list(v) for k, v in value.items()
             )
         else:
             ok = isinstance(value, want) and (want is bool or not isinstance(value, bool))
