@@ -6,9 +6,15 @@ upgrade's own commands, and show no certificate and no error where there is no u
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import shutil
+import socket
 import ssl
+import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -203,3 +209,67 @@ def test_a_server_that_says_yes_and_does_not_upgrade(servers: Servers, tmp_path:
     assert facts.cert is None and not facts.tls
     assert facts.error.startswith("STARTTLS (imap): ") and "\n" not in facts.error
     assert facts.banner is not None and facts.banner.startswith("* OK")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def postgresql(tmp_path: Path) -> Iterator[tuple[int, Chain]]:
+    """A real PostgreSQL server on loopback with ``ssl = on`` and a certificate the test made,
+    run as the ``postgres`` user in a folder of its own (its cluster is removed afterwards)."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+    if not bins:
+        pytest.skip("PostgreSQL is not installed (apt package postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="stockade-pg-"))
+    made = chain("pg.facts.test", ("pg.facts.test",), days=30)
+    cert, key = made.write(folder, "server")
+    key.chmod(0o600)
+    shutil.chown(folder, "postgres")
+    for path in (cert, key):
+        shutil.chown(path, "postgres")
+    as_pg = ["runuser", "-u", "postgres", "--"]
+    bindir = Path(bins[-1]).parent
+    data = folder / "data"
+    subprocess.run(
+        [*as_pg, bindir / "initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    port = _free_port()
+    settings = {
+        "listen_addresses": "127.0.0.1",
+        "unix_socket_directories": str(folder),
+        "ssl": "on",
+        "ssl_cert_file": str(cert),
+        "ssl_key_file": str(key),
+        "fsync": "off",
+    }
+    options = [arg for k, v in settings.items() for arg in ("-c", f"{k}={v}")]
+    server = subprocess.Popen(
+        [*as_pg, bindir / "postgres", "-D", data, "-p", str(port), *options],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(300):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert server.poll() is None, "postgres did not start"
+            time.sleep(0.1)
+        yield port, made
+    finally:
+        server.terminate()
+        server.wait(30)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_real_postgresql_server(postgresql: tuple[int, Chain]) -> None:
+    port, made = postgresql
+    facts = service_facts("127.0.0.1", [port], tls_ports=(), starttls_ports={"postgres": [port]})
+    got = facts[port]
+    assert got.error == "" and got.cert is not None and got.cert.tls_via == "postgres"
+    assert got.cert.sha256 == hashlib.sha256(made.leaf.der).hexdigest()
+    assert len(got.cert.chain) == 2 and got.banner is None
