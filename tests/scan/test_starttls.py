@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 import tomli_w
 
+from stockade.sensors.scan import ldap_ber
 from stockade.sensors.scan.facts import PortFacts, service_facts
 from stockade.sensors.scan.nmapxml import read_nmap_xml
 from stockade.sensors.scan.report import Cert
-from tests.conftest import Instance
+from tests.conftest import Instance, need_tool
 from tests.scan.certgen import Chain, chain
 from tests.scan.starttls_servers import LDAP_START_TLS, SSL_REQUEST, Servers, Service
 
@@ -273,3 +274,27 @@ def test_a_real_postgresql_server(postgresql: tuple[int, Chain]) -> None:
     assert got.error == "" and got.cert is not None and got.cert.tls_via == "postgres"
     assert got.cert.sha256 == hashlib.sha256(made.leaf.der).hexdigest()
     assert len(got.cert.chain) == 2 and got.banner is None
+
+
+@pytest.mark.parametrize("kind", ["smtp", "imap", "pop3", "ftp", "postgres", "ldap"])
+def test_openssl_upgrades_with_the_test_servers_too(
+    servers: Servers, tmp_path: Path, kind: str
+) -> None:
+    """The test servers are faithful: ``openssl s_client -starttls`` gets the same certificate
+    from them (and its LDAP request is byte for byte the one stockade sends)."""
+    made = chain(f"{kind}.facts.test", (f"{kind}.facts.test",), days=30)
+    s = servers.serve(Service(kind, True, _ctx(made, tmp_path, kind)))
+    r = subprocess.run(
+        [need_tool("openssl"), "s_client", "-starttls", kind, "-connect", f"127.0.0.1:{s.port}"],
+        input=b"", capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    pem = r.stdout.split(b"-----BEGIN CERTIFICATE-----", 1)[1].split(b"-----END", 1)[0]
+    assert (
+        ssl.PEM_cert_to_DER_cert(
+            "-----BEGIN CERTIFICATE-----" + pem.decode() + "-----END CERTIFICATE-----\n"
+        )
+        == made.leaf.der
+    )
+    if kind == "ldap":
+        assert s.heard[0] == LDAP_START_TLS == ldap_ber.START_TLS_REQUEST
