@@ -1,4 +1,4 @@
-"""The pure parts of service facts: the banner sanitiser, TLS and SMTP recognisers, certificate
+"""The pure parts of service facts: the banner sanitiser, TLS recogniser, certificate
 decoding of chains the test makes, the expiry and change helpers, and the chain read from a
 real TLS handshake over memory buffers (no network)."""
 
@@ -26,7 +26,7 @@ from stockade.sensors.scan.banner import (
 )
 from stockade.sensors.scan.certs import cert_changes, decode_chain, expiring, iso_utc, parse_time
 from stockade.sensors.scan.report import Cert
-from stockade.sensors.scan.tls import client_context, is_smtp, offers_starttls, peer_chain
+from stockade.sensors.scan.tls import client_context, peer_chain
 from tests.scan.certgen import chain, issue, name, now
 
 _ESCAPE = re.compile(r"\\(x[0-9a-f]{2}|t|\\)")
@@ -139,8 +139,6 @@ def test_looks_like_tls(data: bytes, tls: bool) -> None:
 @given(st.binary(max_size=600))
 def test_recognisers_take_any_bytes(data: bytes) -> None:
     assert isinstance(looks_like_tls(data), bool)
-    assert isinstance(is_smtp(25, data), bool) and isinstance(is_smtp(2525, data), bool)
-    assert isinstance(offers_starttls(data), bool)
 
 
 def test_probes() -> None:
@@ -159,18 +157,6 @@ def test_waits_follow_the_round_trip_time() -> None:
     assert slow.greet == 10.0 and slow.answer == 15.0 and slow.connect == 7.5
     assert slow.settle == pytest.approx(2.0)
     assert Waits.for_rtt(100.0, 100.0) == Waits(10.0, 10.0, 15.0, 2.0)
-
-
-def test_smtp_recognisers() -> None:
-    assert is_smtp(25, b"220 mx ESMTP\r\n") and is_smtp(587, b"220 ready\r\n")
-    assert is_smtp(2525, b"220 mx.example ESMTP Exim\r\n")
-    assert not is_smtp(21, b"220 ProFTPD Server\r\n")
-    assert not is_smtp(25, b"554 go away\r\n")
-    reply = b"250-mx.example\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
-    assert offers_starttls(reply)
-    assert offers_starttls(b"250 starttls\r\n")
-    assert not offers_starttls(b"250-mx\r\n250 XSTARTTLSX\r\n")
-    assert not offers_starttls(b"")
 
 
 # -- certificates -------------------------------------------------------------------------

@@ -49,9 +49,9 @@ def test_split_covers_every_target_and_port_once(hosts: int, ports: int, workers
 
 
 def test_unit_json_round_trip_is_small() -> None:
-    u = split(targets(1), ScanOptions(tcp=list(range(1, 65536)), banners=True, tls_ports=[443]), 1)[
-        0
-    ]
+    opts = ScanOptions(tcp=list(range(1, 65536)), banners=True, tls_ports=[443])
+    opts.starttls_ports = {"postgres": [5433]}
+    u = split(targets(1), opts, 1)[0]
     text = json.dumps(u.to_json())
     assert len(text) < 400
     back = WorkUnit.from_json(json.loads(text))
@@ -70,6 +70,10 @@ def test_unit_json_round_trip_is_small() -> None:
         ({"id": 1, "targets": [], "options": {"retries": "2"}}, "option 'retries' must be a int"),
         ({"id": 1, "targets": [], "options": {"banners": 1}}, "option 'banners' must be a bool"),
         ({"id": 1, "targets": [], "options": {"bogus": 1}}, "unknown option 'bogus'"),
+        (
+            {"id": 1, "targets": [], "options": {"starttls_ports": {"gopher": [70]}}},
+            "option 'starttls_ports' must be a dict",
+        ),
     ],
 )
 def test_malformed_units(unit: object, message: str) -> None:

@@ -244,14 +244,16 @@ def _tls_ports(text: str, service_facts: bool) -> list[int]:
 
 
 def _facts_cell(p: PortReport) -> str:
-    """The banner's first line and the certificate's subject and expiry, shortened."""
+    """The banner's first line and the certificate's subject and expiry (and the upgrade it
+    came after), shortened."""
     parts = []
     if p.banner:
         line = p.banner.split("\n", 1)[0]
         parts.append(line if len(line) <= 48 else line[:47] + "…")
     if p.cert is not None:
         subject = p.cert.subject if len(p.cert.subject) <= 40 else p.cert.subject[:39] + "…"
-        parts.append(f"[{subject}, expires {p.cert.not_after[:10]}]")
+        via = f", via {p.cert.tls_via}" if p.cert.tls_via else ""
+        parts.append(f"[{subject}, expires {p.cert.not_after[:10]}{via}]")
     return " ".join(parts)
 
 

@@ -339,6 +339,15 @@ class SocketsSection(_Section):
         return v
 
 
+StarttlsProtocol = Literal["smtp", "imap", "pop3", "ftp", "postgres", "ldap"]
+
+
+def _tcp_ports(ports: list[int]) -> None:
+    bad = [p for p in ports if not 0 < p < 65536]
+    if bad:
+        raise ValueError(f"port {bad[0]}: ports are 1-65535")
+
+
 class ScanGroup(_Section):
     name: str
     targets: list[str] = Field(description="addresses, CIDR ranges, a-b ranges, host names, @FILE")
@@ -353,6 +362,10 @@ class ScanGroup(_Section):
     tls_ports: list[int] = Field(
         default_factory=lambda: [443, 465, 636, 853, 993, 995, 5061, 8443],
         description="ports whose TLS certificate is recorded",
+    )
+    starttls_ports: dict[StarttlsProtocol, list[int]] = Field(
+        default_factory=dict,
+        description="more ports per protocol where its upgrade to TLS is tried, e.g. postgres",
     )
     cert_expiry_days: int = Field(14, ge=0, description="alert when a certificate expires sooner")
     traceroute: bool = Field(
@@ -400,9 +413,14 @@ class ScanGroup(_Section):
     @field_validator("tls_ports")
     @classmethod
     def _tls(cls, v: list[int]) -> list[int]:
-        bad = [p for p in v if not 0 < p < 65536]
-        if bad:
-            raise ValueError(f"port {bad[0]}: ports are 1-65535")
+        _tcp_ports(v)
+        return v
+
+    @field_validator("starttls_ports")
+    @classmethod
+    def _starttls(cls, v: dict[str, list[int]]) -> dict[str, list[int]]:
+        for ports in v.values():
+            _tcp_ports(ports)
         return v
 
 

@@ -139,6 +139,7 @@ class ScanService:
             rate=g.rate,
             banners=g.banners,
             tls_ports=list(g.tls_ports),
+            starttls_ports={k: list(v) for k, v in g.starttls_ports.items()},
             traceroute=g.traceroute,
         )
 

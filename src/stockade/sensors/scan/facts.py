@@ -9,8 +9,11 @@ the host's round-trip time (:class:`~stockade.sensors.scan.connect.Timing`). Per
   the port is treated as plain;
 - on any other port the plain banner (:mod:`~stockade.sensors.scan.banner`); when what came
   back looks like TLS (a TLS record, an "HTTP request to an HTTPS port" error, or a silent
-  hang-up after the probe) a TLS handshake follows on a new connection; an SMTP greeting gets
-  STARTTLS when offered (:mod:`~stockade.sensors.scan.tls`).
+  hang-up after the probe) a TLS handshake follows on a new connection; an SMTP, IMAP, POP3
+  or FTP greeting gets that protocol's STARTTLS when offered, and a silent PostgreSQL or LDAP
+  port (by its number) gets that protocol's upgrade request in place of the probe
+  (:mod:`~stockade.sensors.scan.starttls`); the certificate then records the protocol
+  (``Cert.tls_via``).
 
 Connections are closed with a reset (SO_LINGER 0), as the connect scan does.
 """
@@ -19,18 +22,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import ssl
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 
-from stockade.sensors.scan.banner import Waits, converse, looks_like_tls, probe_for, sanitize
+from stockade.sensors.scan.banner import (
+    Conversation,
+    Waits,
+    converse,
+    looks_like_tls,
+    probe_for,
+    sanitize,
+)
 from stockade.sensors.scan.certs import decode_chain
 from stockade.sensors.scan.connect import Timing, raise_fd_limit
 from stockade.sensors.scan.report import Cert
-from stockade.sensors.scan.tls import TLS_PORTS, client_context, is_smtp, peer_chain, smtp_starttls
+from stockade.sensors.scan.starttls import Chain, Session, after_greeting, after_request
+from stockade.sensors.scan.starttls_protocols import (
+    greeting_protocol,
+    port_protocols,
+    silent_answer,
+    silent_done,
+    silent_protocol,
+    silent_request,
+)
+from stockade.sensors.scan.tls import TLS_PORTS, client_context, peer_chain
 
 _LINGER0 = struct.pack("ii", 1, 0)
 # what one port may raise; ValueError: a host name the TLS library cannot encode as SNI
@@ -56,20 +76,23 @@ def service_facts(
     *,
     name: str = "",
     tls_ports: Iterable[int] = TLS_PORTS,
+    starttls_ports: Mapping[str, Iterable[int]] | None = None,
     timing: Timing | None = None,
     concurrency: int = 256,
     rate: int = 0,
 ) -> dict[int, PortFacts]:
     """Banners and certificates of ``ports`` (open TCP ports of ``address``); ``name`` is the
-    host name the target was given by (the SNI). Runs its own event loop: call it from a
-    thread, not from a coroutine."""
+    host name the target was given by (the SNI); ``starttls_ports`` (protocol → ports) adds
+    ports where a protocol's upgrade is tried as on its standard ports. Runs its own event
+    loop: call it from a thread, not from a coroutine."""
     todo = sorted(set(ports))
     if not todo:
         return {}
     tm = timing or Timing()
     waits = Waits.for_rtt(tm.srtt, tm.timeout)
+    protocols = port_protocols(starttls_ports)
     grabber = _Grabber(
-        address, name, frozenset(tls_ports), waits, raise_fd_limit(concurrency), rate
+        address, name, frozenset(tls_ports), protocols, waits, raise_fd_limit(concurrency), rate
     )
     return asyncio.run(grabber.run(todo))
 
@@ -96,14 +119,16 @@ class _Grabber:
         address: str,
         name: str,
         tls_ports: frozenset[int],
+        protocols: dict[int, str],
         waits: Waits,
         concurrency: int,
         rate: int,
     ) -> None:
         self.address, self.name, self.tls_ports, self.waits = address, name, tls_ports, waits
+        self.protocols = protocols  # port → protocol whose upgrade to TLS is tried there
         self.concurrency, self.rate = concurrency, rate
         self.ctx = client_context()
-        # one conversation, STARTTLS included: connect, greeting, probe, three SMTP replies
+        # one conversation, STARTTLS included: connect, greeting, probe, three replies
         self.per_conn = 2 * waits.connect + waits.greet + 4 * waits.answer + 1
         self.next_start = 0.0
 
@@ -173,37 +198,62 @@ class _Grabber:
             facts.error = f"certificate: {e}"
 
     async def _plain(self, port: int) -> tuple[PortFacts, bool]:
-        """The plain banner (and a STARTTLS certificate), and whether the answer says the
-        port speaks TLS."""
+        """The plain banner (and a certificate after an upgrade to TLS), and whether the answer
+        says the port speaks TLS."""
         facts = PortFacts(port)
         wants_tls = False
+        silent = silent_protocol(port, self.protocols)
+        probe = silent_request(silent) if silent else probe_for(port)
         try:
             async with asyncio.timeout(self.per_conn):
                 reader, writer = await self._open(port, tls=False)
                 try:
-                    conv = await converse(reader, writer, probe_for(port), self.waits)
+                    conv = await converse(reader, writer, probe, self.waits)
                     facts.banner = sanitize(conv.data) or None
                     if conv.reset and not conv.data:
                         facts.error = "reset by the service"
                     silent_hangup = conv.probed and conv.closed and not conv.data
                     wants_tls = looks_like_tls(conv.data) or silent_hangup
-                    if not conv.probed and not conv.closed and is_smtp(port, conv.data):
-                        await self._starttls(facts, reader, writer)
+                    if not conv.closed:
+                        session = Session(reader, writer, self.ctx, self.name, self.waits)
+                        await self._after(facts, conv, silent, session)
                 finally:
                     _abort(writer)
         except _FAILED as e:
             facts.error = facts.error or _why(e)
         return facts, wants_tls
 
-    async def _starttls(
-        self, facts: PortFacts, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    async def _after(
+        self, facts: PortFacts, conv: Conversation, silent: str | None, session: Session
+    ) -> None:
+        """The upgrade to TLS that a greeting, or a silent port's answer, calls for."""
+        if not conv.probed:
+            proto = greeting_protocol(facts.port, conv.data, self.protocols)
+            if proto:
+                await self._upgrade(facts, proto, after_greeting(proto, session, conv.data))
+            return
+        if silent is None:
+            return
+        answer = conv.data
+        if answer:  # the rest of an answer cut short (nothing came: no more waiting)
+            answer = await session.read(functools.partial(silent_done, silent), answer)
+        verdict = silent_answer(silent, answer)
+        if verdict is not None:  # that protocol's answer, not a banner
+            facts.banner = None
+        if verdict:
+            await self._upgrade(facts, silent, after_request(silent, session))
+
+    async def _upgrade(
+        self, facts: PortFacts, proto: str, upgrade: Awaitable[Chain | None]
     ) -> None:
         try:
-            got = await smtp_starttls(reader, writer, self.ctx, self.name, self.waits)
+            got = await upgrade
         except _FAILED as e:
-            facts.error = f"STARTTLS: {_why(e)}"
+            facts.error = f"STARTTLS ({proto}): {_why(e)}"
             return
         if got is not None:
             facts.tls = True
             chain, facts.full_chain = got
             self._decode(facts, chain)
+            if facts.cert is not None:
+                facts.cert.tls_via = proto

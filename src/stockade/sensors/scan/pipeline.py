@@ -37,6 +37,7 @@ class ScanOptions:
     rate: int = 0
     banners: bool = False  # banners and TLS certificates of open TCP ports (-sV)
     tls_ports: list[int] = field(default_factory=lambda: list(TLS_PORTS))
+    starttls_ports: dict[str, list[int]] = field(default_factory=dict)  # protocol → more ports
     traceroute: bool = False
 
     @property
@@ -110,6 +111,7 @@ def _service_facts(report: HostReport, target: Target, opts: ScanOptions, timing
         [p.port for p in open_tcp],
         name=target.name,
         tls_ports=opts.tls_ports,
+        starttls_ports=opts.starttls_ports,
         timing=timing,
         rate=opts.rate,
     )

@@ -27,9 +27,10 @@ class Cert:
     not_after: str
     sha256: str  # hex, lower case, of the DER
     chain: list[dict[str, str]] = field(default_factory=list)  # subject, issuer, sha256, not_after
+    tls_via: str = ""  # the in-protocol upgrade it came after (smtp, imap …); "": direct TLS
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "subject": self.subject,
             "issuer": self.issuer,
             "sans": list(self.sans),
@@ -38,6 +39,9 @@ class Cert:
             "sha256": self.sha256,
             "chain": [dict(c) for c in self.chain],
         }
+        if self.tls_via:
+            d["tls_via"] = self.tls_via
+        return d
 
     @classmethod
     def from_json(cls, d: Any) -> Cert:
@@ -50,6 +54,7 @@ class Cert:
             not_after=_str(d, "not_after"),
             sha256=_str(d, "sha256"),
             chain=[{str(k): str(v) for k, v in _dict(c).items()} for c in _list(d, "chain")],
+            tls_via=str(d.get("tls_via", "")),
         )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from stockade.sensors.scan.pipeline import ScanOptions, scan_hosts
 from stockade.sensors.scan.report import DOWN, UP, HostReport
+from stockade.sensors.scan.starttls_protocols import PROTOCOLS
 from stockade.sensors.scan.targets import Target
 
 #: a unit carries at most this many targets, so work spreads over the workers
@@ -107,13 +108,23 @@ def options_from_json(d: Any, where: str) -> ScanOptions:
             continue
         want = type(getattr(defaults, name))
         if want is list:
-            ok = isinstance(value, list) and all(isinstance(x, int) for x in value)
+            ok = _int_list(value)
+        elif want is dict:  # starttls_ports: protocol → ports
+            ok = isinstance(value, dict) and all(
+                k in PROTOCOLS and _int_list(v) for k, v in value.items()
+            )
         else:
             ok = isinstance(value, want) and (want is bool or not isinstance(value, bool))
         if not ok:
             raise UnitError(f"{where}: option {name!r} must be a {want.__name__}")
         kwargs[name] = value
     return ScanOptions(**kwargs)
+
+
+def _int_list(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(x, int) and not isinstance(x, bool) for x in value
+    )
 
 
 def _chunks(seq: Sequence[Any], n: int) -> list[list[Any]]:

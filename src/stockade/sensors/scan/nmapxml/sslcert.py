@@ -9,7 +9,9 @@ common name, organisation, state and country, in that order. stockade keeps name
 strings (``CN=a,O=b``, most significant attribute last); this module converts between the two.
 
 The tables lose the certificate's attribute order, so stockade adds two elements nmap's tools
-pass over, ``subject_rfc4514`` and ``issuer_rfc4514``, and reads its own files back exactly.
+pass over, ``subject_rfc4514`` and ``issuer_rfc4514``, and reads its own files back exactly; a
+third, ``tls_via``, names the in-protocol upgrade (``smtp``, ``imap`` …) the certificate came
+after.
 Reading nmap's files prefers the ``pem`` element nmap adds (the exact certificate); without
 either, the attributes are put in the usual order (country first, common name last).
 """
@@ -219,6 +221,8 @@ def ssl_cert_script(cert: Cert) -> ET.Element:
     validity = [("notBefore", nmap_time(cert.not_before)), ("notAfter", nmap_time(cert.not_after))]
     _table(script, "validity", validity)
     ET.SubElement(script, "elem", key="sha256").text = cert.sha256
+    if cert.tls_via:
+        ET.SubElement(script, "elem", key="tls_via").text = cert.tls_via
     return script
 
 
@@ -271,6 +275,7 @@ def cert_from_script(script: ET.Element) -> Cert | None:
     if top.get("pem"):
         from_pem = cert_from_pem(top["pem"])
         if from_pem is not None:
+            from_pem.tls_via = top.get("tls_via", "")
             return from_pem
     output = script.get("output", "")
     tables = {t.get("key"): t for t in script.findall("table")}
@@ -297,4 +302,5 @@ def cert_from_script(script: ET.Element) -> Cert | None:
         not_before=iso_time(not_before) if not_before else "",
         not_after=iso_time(not_after) if not_after else "",
         sha256=sha256.replace(" ", "").replace(":", "").lower(),
+        tls_via=top.get("tls_via", ""),
     )
