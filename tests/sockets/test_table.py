@@ -51,14 +51,14 @@ def _ss_endpoint(text: str) -> tuple[str, int]:
     return host.partition("%")[0], int(port)
 
 
-def ss_listeners(ns: Namespace) -> set[tuple[str, str, int, tuple[tuple[str, int], ...]]]:
+def ss_listeners(ns: Namespace) -> set[tuple[str, str, int, int, int, tuple[tuple[str, int], ...]]]:
     out = ns.run("ss", "-tulpnH").stdout
     rows = set()
     for line in out.splitlines():
         f = line.split()
         addr, port = _ss_endpoint(f[4])
         procs = tuple(sorted((m[0], int(m[1])) for m in _SS_PROC.findall(line)))
-        rows.add((f[0], addr, port, procs))
+        rows.add((f[0], addr, port, int(f[2]), int(f[3]), procs))
     return rows
 
 
@@ -90,6 +90,8 @@ def test_listeners_equal_ss(instance: Instance, busy: tuple[Namespace, int]) -> 
             str(s["proto"]),
             str(s["local_address"]),
             int(str(s["local_port"])),
+            int(str(s["recv_q"])),
+            int(str(s["send_q"])),  # a listener's accept-queue limit, as ss shows it
             tuple(sorted((str(p["program"]), int(str(p["pid"]))) for p in s["processes"])),  # type: ignore[attr-defined]
         )
         for s in ours(instance, ns, "-l")

@@ -1,8 +1,10 @@
 """The host's socket table, as ``ss -tuapn`` / ``netstat -anptu`` show it.
 
-Reads /proc/net/{tcp,tcp6,udp,udp6} of the current network namespace and joins every socket's
-inode to the processes that hold it (scanning /proc/PID/fd, as ss -p does). ``enter_netns``
-switches the calling process into a named namespace (/run/netns/NAME) first.
+Asks the kernel over netlink (sock_diag, as ss does: :mod:`.inetdiag`) for the TCP and UDP
+sockets of the current network namespace — or, where the kernel has no sock_diag for a protocol
+(udp_diag not loaded, say), reads /proc/net/{tcp,tcp6,udp,udp6} — and joins every socket's inode
+to the processes that hold it (scanning /proc/PID/fd, as ss -p does). ``enter_netns`` switches
+the calling process into a named namespace (/run/netns/NAME) first.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import ctypes
 import ctypes.util
 import os
 import pwd
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stockade.errors import StockadeError
+from stockade.sensors.sockets.inetdiag import DiagError, Dump, dump_request, parse_dump
+from stockade.sensors.sockets.nlevents import NETLINK_SOCK_DIAG
 from stockade.sensors.sockets.procnet import RawSocket, parse_table
 
 TABLES = (("tcp", 4, "tcp"), ("tcp", 6, "tcp6"), ("udp", 4, "udp"), ("udp", 6, "udp6"))
@@ -113,12 +118,44 @@ def _user(uid: int, cache: dict[int, str]) -> str:
     return name
 
 
+def diag_sockets(proto: str, family: int) -> list[RawSocket] | None:
+    """The sockets of ``proto`` and ``family`` from sock_diag; None where the kernel cannot say
+    (no such diag module, or IPv6 off)."""
+    try:
+        nl = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG
+        )
+    except OSError:
+        return None
+    try:
+        nl.bind((0, 0))
+        nl.sendall(dump_request(proto, family))
+        dump = Dump([])
+        while not dump.done:
+            data = nl.recv(1 << 20)
+            if not data:
+                return None
+            parse_dump(data, proto, dump)
+        return dump.sockets
+    except (DiagError, ValueError):  # not offered, or not understood: /proc/net says it too
+        return None
+    except OSError as e:
+        raise StockadeError(f"sock_diag ({proto}, IPv{family}): {e.strerror or e}") from None
+    finally:
+        nl.close()
+
+
 def read_sockets(
     net: Path = Path("/proc/net"), proc: Path = Path("/proc"), *, processes: bool = True
 ) -> list[Socket]:
-    """Every TCP and UDP socket of the namespace ``net`` belongs to."""
+    """Every TCP and UDP socket of the namespace this process is in (``net``: the /proc
+    tables read where sock_diag cannot answer)."""
     raws: list[RawSocket] = []
     for proto, family, name in TABLES:
+        got = diag_sockets(proto, family)
+        if got is not None:
+            raws.extend(got)
+            continue
         path = net / name
         try:
             text = path.read_text(encoding="ascii", errors="replace")
