@@ -26,11 +26,7 @@ from stockade.sensors.sockets.watch import SocketEvents
 from tests.conftest import Instance, need_root
 from tests.daemonproc import Daemon
 from tests.netns import Namespaces, unavailable
-
-
-def nlmsg(kind: int, payload: bytes) -> bytes:
-    pad = b"\0" * (-len(payload) % 4)
-    return struct.pack("=IHHII", 16 + len(payload), kind, 0, 0, 0) + payload + pad
+from tests.sockets.test_inetdiag import nlmsg
 
 
 def proc_event(what: int, idx: int = CN_IDX_PROC) -> bytes:
@@ -116,6 +112,7 @@ def test_real_execution_events() -> None:
 DESTROYS = """
 import socket
 from stockade.sensors.sockets.watch import SocketEvents
+from tests.sockets.test_inetdiag import nlmsg
 
 events = SocketEvents()
 assert not any(x.startswith("destroy") for x in events.unavailable), events.unavailable
