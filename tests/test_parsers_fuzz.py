@@ -177,3 +177,18 @@ def test_json_paths_are_lossless() -> None:
     raw = b"/tmp/\xff\xfe name"
     text = json.dumps(os.fsdecode(raw))
     assert os.fsencode(json.loads(text)) == raw
+
+
+@settings(max_examples=300)
+@given(st.sets(paths, max_size=20), st.floats(allow_nan=False, allow_infinity=False), st.text())
+def test_changed_paths_round_trip_and_junk(found: set[bytes], when: float, junk: str) -> None:
+    """The daemon's list of changed paths for the files page: what it wrote reads back the
+    same (any bytes in paths); anything else reads as nothing."""
+    from stockade.parts.files.changed import changed_paths_json, read_changed
+
+    got = read_changed(changed_paths_json(found, when, None))
+    assert got is not None and got.paths == sorted(found) and got.updated == when
+    parsed = read_changed(junk)
+    assert parsed is None or isinstance(parsed.paths, list | None)
+    for bad in ("", "[]", '{"updated": "x", "paths": []}', '{"paths": 3, "updated": 1}', "{"):
+        assert read_changed(bad) is None

@@ -318,6 +318,46 @@ def test_files_pending_changes_and_accept(web: Any, instance: Instance, tree: Pa
     assert rc == 1 and [x["path"] for x in lines if "change" in x] == [str(tree / "bin" / "ps")]
 
 
+def test_files_page_compares_what_the_running_daemon_found(
+    web: Any, instance: Instance, tree: Path
+) -> None:
+    """With a daemon, the page compares the paths it found changed — not every tree — and says
+    so; `full` compares everything."""
+    from tests.daemonproc import Daemon
+
+    instance.watch(tree)
+    assert instance.run("files", "init").rc == 0
+    srv = web()  # its configuration (logs dry-run, no sockets or scan part) serves the daemon too
+    d = Daemon(instance)
+    try:
+        d.wait_for(r"watching \d+ folders")
+        (tree / "bin" / "ls").write_bytes(b"\x7fELF trojan")
+        (tree / "lib" / "libc.so").unlink()
+        d.wait_alert(lambda a: a["subject"] == str(tree / "lib" / "libc.so"))
+        d.wait_alert(lambda a: a["subject"] == str(tree / "bin" / "ls"))
+    finally:
+        assert d.stop() == 0
+    (tree / "bin" / "ps").chmod(0o4755)  # after the daemon stopped: it never saw this
+    ls, libc, ps = (
+        str(tree / "bin" / "ls"),
+        str(tree / "lib" / "libc.so"),
+        str(tree / "bin" / "ps"),
+    )
+    with srv.login() as c:
+        p = c.get("/api/files").json()
+        assert p["scope"] == "daemon" and p["checked"] is not None
+        assert {x["path"]: x["change"] for x in p["changes"]} == {ls: "changed", libc: "removed"}
+        everything = c.get("/api/files", params={"full": "true"}).json()
+        assert everything["scope"] == "full"
+        assert {x["path"] for x in everything["changes"]} == {ls, libc, ps}
+        page = c.get("/files").text
+        assert 'id="files-scope"' in page and 'href="/files?full=1"' in page
+        assert ps not in page and ps in c.get("/files?full=1").text
+        # accepted elsewhere: compared again, it is gone from the list at once
+        assert instance.run("files", "accept", ls).rc == 0
+        assert [x["path"] for x in c.get("/api/files").json()["changes"]] == [libc]
+
+
 def test_network_listeners_and_accept(web: Any) -> None:
     srv = web()
     with srv.login() as c:

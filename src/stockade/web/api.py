@@ -193,11 +193,18 @@ def post_unban(request: Request, caller: Writer, body: UnbanRequest) -> dict[str
 
 
 @router.get("/files", summary="Pending file changes against the baseline, with their diffs")
-def get_files(request: Request, caller: Reader) -> dict[str, Any]:
+def get_files(
+    request: Request,
+    caller: Reader,
+    full: Annotated[
+        bool,
+        Query(description="compare every tree, not only the paths the running daemon found"),
+    ] = False,
+) -> dict[str, Any]:
     d = dashboard(request)
     try:
         with d.store() as s:
-            return data.pending_files(d.ctx, s)
+            return data.pending_files(d.ctx, s, full)
     except StockadeError as e:
         raise HTTPException(409, str(e)) from None
 

@@ -195,19 +195,33 @@ def unban(ctx: Context, store: Store, address: str, jail: str | None, user: str)
 # -- files -------------------------------------------------------------------------------
 
 
-def pending_files(ctx: Context, store: Store) -> dict[str, Any]:
+def pending_files(ctx: Context, store: Store, full: bool = False) -> dict[str, Any]:
+    """The changes against the file baseline. Where the running daemon has stored the paths it
+    knows to differ (``files.changed``), only those are compared — as fast as the list is long;
+    ``full`` (or no such list) compares every tree, as ``stockade files check`` does."""
+    from stockade.parts.files.changed import CHANGED_STATE, read_changed
+    from stockade.parts.files.report import Report
     from stockade.parts.files.service import FilesService
+    from stockade.sensors.files.policy import contains
 
     svc = FilesService(ctx, store)
     if not svc.exists():
-        return {"baseline": None, "changes": [], "notes": []}
+        return {"baseline": None, "changes": [], "notes": [], "scope": "full"}
     base = svc.load()
-    report = svc.compare(base)
+    known = None if full else read_changed(store.get_state(CHANGED_STATE))
+    if known is not None and known.paths is not None:
+        paths = [p for p in known.paths if any(contains(r, p) for r in base.roots)]
+        report = svc.compare(base, paths) if paths else Report(version=base.version.version)
+        scope = {"scope": "daemon", "updated": known.updated, "checked": known.checked}
+    else:
+        report = svc.compare(base)
+        scope = {"scope": "full"}
     return {
         "baseline": {"version": base.version.version, "created": base.version.created},
         "changes": [f.to_json() for f in report.findings],
         "notes": [n.to_json() for n in report.notes],
         "counts": report.counts,
+        **scope,
     }
 
 

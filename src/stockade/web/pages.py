@@ -119,13 +119,13 @@ def bans(request: Request, caller: Reader, address: str = "") -> Response:
 
 
 @router.get("/files")
-def files(request: Request, caller: Reader) -> Response:
+def files(request: Request, caller: Reader, full: bool = False) -> Response:
     d = dashboard(request)
     error = ""
     pending: dict[str, Any] = {"baseline": None, "changes": [], "notes": []}
     try:
         with d.store() as s:
-            pending = data.pending_files(d.ctx, s)
+            pending = data.pending_files(d.ctx, s, full)
     except StockadeError as e:
         error = str(e)
     return _page(request, caller, "files.html", "files", p=pending, error=error)

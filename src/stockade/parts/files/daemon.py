@@ -22,6 +22,7 @@ from stockade.detectors.files.compare import Delta, compare_entry
 from stockade.errors import IntegrityError, StockadeError
 from stockade.model import Alert
 from stockade.parts.base import WorkerThread
+from stockade.parts.files.changed import CHANGED_STATE, changed_paths_json
 from stockade.parts.files.report import Finding, Report, ReportNote, alerts_for, show_path
 from stockade.parts.files.service import PART, Baseline, FilesService
 from stockade.sensors.files.collect import SETUID_ATTRS, collect, encode
@@ -68,6 +69,8 @@ class FilesPart:
         self._package_since = 0.0
         self._deferred: dict[bytes, float] = {}  # path -> when first held back
         self._full_waiting: tuple[str, float] | None = None  # a full check waiting for dpkg
+        self._published: frozenset[bytes] | None = None  # the changed paths last stored
+        self._checked: float | None = None  # when the last full check ended
         self._said: set[tuple[bytes, str]] = set()
 
     # -- plumbing --------------------------------------------------------------------
@@ -242,6 +245,7 @@ class FilesPart:
         )
         self._announce(alerts_for(report, self.ctx.host))
         self._reported = {f.path: _text(f) for f in report.findings}
+        self._publish(checked=True)
         self._say(report.notes)
         self._reload()
 
@@ -267,6 +271,7 @@ class FilesPart:
             for f in findings:
                 self._reported.pop(f.path, None)
         self._reload()
+        self._publish()
 
     # -- realtime ----------------------------------------------------------------------
 
@@ -332,9 +337,11 @@ class FilesPart:
                 self._reported[p] = now
                 deltas.append(delta)
         if not deltas:
+            self._publish()
             return
         findings = [svc.judge(d, self._rules) for d in deltas]
         report = Report(findings=self._hold_back(findings, held))
+        self._publish()
         if not report.findings:
             return
         alerts = alerts_for(report, self.ctx.host)
@@ -344,6 +351,19 @@ class FilesPart:
         if ups:
             self._package_paths.update(ups)
             self._package_since = time.monotonic()
+
+    def _publish(self, *, checked: bool = False) -> None:
+        """Store the paths known to differ from the baseline (reported or held back), for the
+        dashboard's files page: it compares those instead of the whole tree."""
+        changed = frozenset(self._reported) | frozenset(self._deferred)
+        if checked:
+            self._checked = time.time()
+        elif changed == self._published:
+            return
+        self._published = changed
+        self.svc.store.set_state(
+            CHANGED_STATE, changed_paths_json(changed, time.time(), self._checked)
+        )
 
     def _dpkg_busy(self) -> bool:
         return self.svc.manifest is not None and dpkg_busy(self.cfg.dpkg_admindir)
