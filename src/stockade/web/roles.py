@@ -7,14 +7,16 @@ every other one ``viewer``. So the document cannot claim a guard that a route do
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from stockade.model import ADMIN, VIEWER
+from stockade.web import api
 from stockade.web.api import admin_caller
 
 ROLE_KEY = "x-required-role"
@@ -29,10 +31,10 @@ def depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
     return dependant.call is call or any(depends_on(d, call) for d in dependant.dependencies)
 
 
-def route_roles(app: FastAPI) -> dict[tuple[str, str], str]:
-    """``(method, path) → role`` of every route in the OpenAPI document."""
+def route_roles(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], str]:
+    """``(method, path) → role`` of the API routes among ``routes``."""
     roles: dict[tuple[str, str], str] = {}
-    for route in app.routes:
+    for route in routes:
         if isinstance(route, APIRoute) and route.include_in_schema:
             role = ADMIN if depends_on(route.dependant, admin_caller) else VIEWER
             for method in route.methods or ():
@@ -41,10 +43,11 @@ def route_roles(app: FastAPI) -> dict[tuple[str, str], str]:
 
 
 def openapi_with_roles(app: FastAPI) -> dict[str, Any]:
-    """The app's OpenAPI document with each operation's required role (idempotent: FastAPI
-    caches the document, this marks it again in place)."""
+    """The app's OpenAPI document with the role each API operation needs (idempotent: FastAPI
+    caches the document, this marks it again in place). An operation of a route outside the
+    API router gets no mark; the tests require one on every operation."""
     doc = app.openapi()
-    for (method, path), role in route_roles(app).items():
+    for (method, path), role in route_roles(api.router.routes).items():
         op = doc["paths"][path][method]
         op[ROLE_KEY] = role
         if role == ADMIN:
