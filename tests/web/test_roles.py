@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from stockade.errors import StockadeError
+from stockade.model import WebSession
 from stockade.store import SqliteStore
 from stockade.store.migrations import MIGRATIONS
 from tests.conftest import Instance
@@ -169,6 +172,46 @@ def test_users_from_before_roles_become_admins(tmp_path: Path) -> None:
         assert [(u.name, u.role) for u in s.web_users()] == [("old", "admin")]
         # and it is the last admin: it stays
         assert s.set_web_user("new", "h", when=2.0) is True
-        assert s.web_user("new") is not None and s.web_user("new").role == "viewer"  # type: ignore[union-attr]
+        new = s.web_user("new")
+        assert new is not None and new.role == "viewer"
+    finally:
+        s.close()
+
+
+def test_store_roles(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "stockade.db")
+    try:
+        assert s.set_web_user("ann", "h", when=1.0) is True  # first: admin
+        assert s.set_web_user("bob", "h", when=1.0) is True  # then viewers
+        assert s.set_web_user("cy", "h", when=1.0, role="admin") is True
+        assert [(u.name, u.role) for u in s.web_users()] == [
+            ("ann", "admin"),
+            ("bob", "viewer"),
+            ("cy", "admin"),
+        ]
+        now = time.time()
+        s.add_web_session(WebSession("d1", "bob", "c1", now, now + 60))
+        found = s.web_session("d1", now=now)
+        assert found is not None and found.role == "viewer"  # read from the user
+        assert s.set_web_user_role("bob", "admin") is True
+        assert s.web_session("d1", now=now) is None  # a role change ends the sessions
+        assert s.set_web_user_role("nobody", "admin") is False
+        with pytest.raises(ValueError, match="unknown dashboard role 'root'"):
+            s.set_web_user_role("bob", "root")
+        with pytest.raises(ValueError, match="unknown dashboard role"):
+            s.set_web_user("dee", "h", when=1.0, role="")
+        for name in ("ann", "bob"):
+            assert s.set_web_user_role(name, "viewer") is True
+        with pytest.raises(StockadeError, match="cannot demote 'cy' to viewer"):
+            s.set_web_user_role("cy", "viewer")
+        with pytest.raises(StockadeError, match="cannot remove 'cy'"):
+            s.delete_web_user("cy")
+        with pytest.raises(StockadeError, match="last dashboard admin"):
+            s.set_web_user("cy", "h2", when=2.0, role="viewer")
+        assert s.web_user_hash("cy") == "h"  # the refused change left the password too
+        assert s.delete_web_user("ann") is True
+        # a session whose user is gone opens nothing
+        s.add_web_session(WebSession("d2", "ghost", "c2", now, now + 60))
+        assert s.web_session("d2", now=now) is None
     finally:
         s.close()
