@@ -36,7 +36,7 @@ async def csrf_caller(
     return caller
 
 
-async def admin_caller(request: Request, caller: Annotated[Caller, Depends(csrf_caller)]) -> Caller:
+async def admin_caller(caller: Annotated[Caller, Depends(csrf_caller)]) -> Caller:
     """The caller of a state-changing route: a session, its CSRF token, and the admin role.
     The OpenAPI document marks every route that depends on this as needing an admin."""
     if not caller.admin:
