@@ -110,3 +110,20 @@ class WebSession:
     created: float
     expires: float
     address: str = ""
+    #: the role of its user, read from the user at each lookup (not kept in the session)
+    role: str = "viewer"
+
+
+#: dashboard roles: a viewer reads everything, an admin also acts (acknowledge, accept, ban)
+VIEWER, ADMIN = "viewer", "admin"
+ROLES = (VIEWER, ADMIN)
+
+
+@dataclass(frozen=True, slots=True)
+class WebUser:
+    """A dashboard user as ``stockade web users`` lists it (the password hash stays inside)."""
+
+    name: str
+    role: str
+    created: float
+    changed: float

@@ -36,8 +36,13 @@ def write_config(instance: Instance, **sections: Any) -> None:
     instance.config.write_text(tomli_w.dumps(data))
 
 
-def add_user(instance: Instance, user: str = USER, password: str = PASSWORD) -> None:
-    r = instance.cli("web", "passwd", user, input=password + "\n")
+def add_user(
+    instance: Instance, user: str = USER, password: str = PASSWORD, role: str = ""
+) -> None:
+    """A dashboard user (the first one is an admin, the next ones viewers unless ``role``)."""
+    r = instance.cli(
+        "web", "passwd", user, *(("--role", role) if role else ()), input=password + "\n"
+    )
     assert r.rc == 0, r.err
 
 

@@ -15,7 +15,7 @@ import httpx
 from stockade.model import Alert, Severity
 from stockade.web.faillog import FAILREGEX
 from tests.conftest import Instance
-from tests.web.conftest import PASSWORD, USER, csrf, login
+from tests.web.conftest import PASSWORD, USER, add_user, csrf, login
 
 PAGES = ["/", "/alerts", "/alerts/1", "/bans", "/bans?address=192.0.2.1", "/files", "/network"]
 
@@ -74,6 +74,7 @@ def test_login_cookie_logout(web: Any) -> None:
 
 def test_a_removed_user_is_logged_out_at_once(web: Any, instance: Instance) -> None:
     srv = web()
+    add_user(instance, "second", role="admin")  # the last admin cannot be removed
     with srv.login() as c:
         assert c.get("/api/overview").status_code == 200
         r = instance.cli("web", "deluser", USER)

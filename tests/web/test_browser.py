@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import Instance
-from tests.web.conftest import PASSWORD, USER, screenshots
+from tests.web.conftest import PASSWORD, USER, add_user, screenshots
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
@@ -57,10 +57,10 @@ def shot(pg: Any, name: str) -> Path:
     return path
 
 
-def log_in(pg: Any, url: str) -> None:
+def log_in(pg: Any, url: str, user: str = USER) -> None:
     pg.goto(url + "/")
     assert "/login" in pg.url
-    pg.fill("input[name=user]", USER)
+    pg.fill("input[name=user]", user)
     pg.fill("input[name=password]", PASSWORD)
     pg.click("button[type=submit]")
     pg.wait_for_url(url + "/")
@@ -183,3 +183,43 @@ def test_unban_an_address(web: Any, page: Any) -> None:
     page.fill("#ban-form input[name=address]", "203.0.113.9")
     page.click("#ban-form button[type=submit]")
     page.wait_for_selector("#active-bans tr[data-address='203.0.113.9']")
+
+
+def test_a_viewer_sees_no_actions_and_a_forged_post_is_refused(
+    web: Any, page: Any, instance: Instance, tree: Path
+) -> None:
+    instance.watch(tree)
+    assert instance.run("files", "init").rc == 0
+    (tree / "bin" / "ls").write_bytes(b"\x7fELF replaced")
+    srv = web()
+    add_user(instance, "noc")  # the second user: a viewer
+    srv.add_ban("192.0.2.44")
+    alert_id = srv.add_alert(subject="/usr/bin/ls")
+    log_in(page, srv.url, "noc")
+    expect(page.locator("#role")).to_have_text("viewer")
+    page.goto(srv.url + "/bans")
+    assert page.locator("#active-bans tr[data-address]").count() == 1  # the ban is shown
+    assert page.locator("button", has_text="Unban").count() == 0
+    assert page.locator("#ban-form").count() == 0
+    shot(page, "bans-viewer")
+    page.goto(srv.url + "/files")
+    assert page.locator("table.files tbody tr").count() == 1  # the change is shown
+    assert page.locator("#accept-files, input[type=checkbox]").count() == 0
+    page.goto(srv.url + "/network")
+    assert page.locator("button", has_text="Accept").count() == 0
+    page.goto(srv.url + f"/alerts/{alert_id}")
+    assert page.locator("#ack").count() == 0
+    # the buttons are gone, but the server is what refuses: a POST forged with the viewer's
+    # own session cookie and CSRF token
+    token = page.get_attribute('meta[name="csrf-token"]', "content")
+    assert token
+    for url, body in [
+        ("/api/bans/unban", {"address": "192.0.2.44"}),
+        ("/api/files/accept", {"paths": [str(tree / "bin" / "ls")]}),
+        (f"/api/alerts/{alert_id}/acknowledge", {}),
+    ]:
+        r = page.request.post(srv.url + url, data=body, headers={"X-CSRF-Token": token})
+        assert r.status == 403, (url, r.status)
+        assert "needs the admin role; noc is a viewer" in r.json()["detail"]
+    page.goto(srv.url + "/bans")
+    assert page.locator("#active-bans tr[data-address='192.0.2.44']").count() == 1

@@ -44,10 +44,11 @@ def test_users_and_deluser(instance: Instance) -> None:
     assert r.rc == 0 and r.out == "" and "no dashboard user" in r.err
     for name in ("bob", "alice"):
         assert instance.cli("web", "passwd", name, input="a good password\n").rc == 0
-    assert instance.cli("web", "users").out.split() == ["alice", "bob"]
-    r = instance.cli("web", "deluser", "bob")
-    assert r.rc == 0 and "removed dashboard user bob" in r.out and "1 user(s) left" in r.out
-    assert instance.cli("web", "users").out.split() == ["alice"]
+    # the first user is an admin, the next ones viewers
+    assert instance.cli("web", "users").out.splitlines() == ["alice  viewer", "bob    admin"]
+    r = instance.cli("web", "deluser", "alice")
+    assert r.rc == 0 and "removed dashboard user alice" in r.out and "1 user(s) left" in r.out
+    assert instance.cli("web", "users").out.split() == ["bob", "admin"]
 
 
 def test_bad_input_is_one_line_and_status_2(instance: Instance) -> None:
@@ -196,3 +197,69 @@ def test_a_jail_on_the_failed_login_log_bans_a_brute_forcer(instance: Instance, 
     finally:
         s.close()
     assert d.stop() == 0
+
+
+def test_roles_first_user_admin_then_viewers_and_role_changes(instance: Instance) -> None:
+    write_config(instance)
+    r = instance.cli("web", "passwd", "root", input="a good password\n")
+    assert r.rc == 0 and "created dashboard user root (admin)" in r.out
+    r = instance.cli("web", "passwd", "noc", input="a good password\n")
+    assert r.rc == 0 and "created dashboard user noc (viewer)" in r.out
+    r = instance.cli("web", "passwd", "ops", "--role", "admin", input="a good password\n")
+    assert r.rc == 0 and "(admin)" in r.out
+    r = instance.cli("web", "role", "noc", "admin")
+    assert r.rc == 0 and "noc: viewer -> admin; its sessions have ended" in r.out
+    r = instance.cli("web", "role", "ops", "viewer")
+    assert r.rc == 0 and "ops: admin -> viewer" in r.out
+    # a password change keeps the role unless --role says otherwise
+    r = instance.cli("web", "passwd", "ops", input="another password\n")
+    assert r.rc == 0 and "changed the password of dashboard user ops (viewer)" in r.out
+    r = instance.cli("web", "passwd", "ops", "--role", "admin", input="another password\n")
+    assert r.rc == 0 and "(admin)" in r.out
+    lines = instance.cli("web", "users").out.splitlines()
+    assert lines == ["noc   admin", "ops   admin", "root  admin"]
+
+
+def test_the_last_admin_stays(instance: Instance) -> None:
+    write_config(instance)
+    add_user(instance, "root")
+    add_user(instance, "noc")  # a viewer
+    refused = [
+        ("web", "role", "root", "viewer"),
+        ("web", "deluser", "root"),
+        ("web", "passwd", "root", "--role", "viewer"),
+    ]
+    for args in refused:
+        r = instance.cli(*args, input="a good password\n")
+        assert r.rc == 2 and r.one_line_error, (args, r.err)
+        assert "it is the last dashboard admin" in r.err and "nothing changed" in r.err, r.err
+    assert instance.cli("web", "users").out.split() == ["noc", "viewer", "root", "admin"]
+    # with a second admin, the first may go
+    assert instance.cli("web", "role", "noc", "admin").rc == 0
+    assert instance.cli("web", "role", "root", "viewer").rc == 0
+    assert instance.cli("web", "deluser", "root").rc == 0
+    r = instance.cli("web", "deluser", "noc")
+    assert r.rc == 2 and "last dashboard admin" in r.err
+    # a viewer may always go
+    add_user(instance, "temp")
+    assert instance.cli("web", "deluser", "temp").rc == 0
+
+
+def test_bad_role_input_is_one_line_and_status_2(instance: Instance) -> None:
+    write_config(instance)
+    add_user(instance, "root")
+    cases = [
+        (("web", "role"), "which user and which role"),
+        (("web", "role", "root"), "which user and which role"),
+        (("web", "role", "root", "boss"), "unknown role 'boss'; use viewer or admin"),
+        (("web", "role", "nobody", "admin"), "no dashboard user 'nobody'"),
+        (("web", "passwd", "x1", "--role", "boss"), "invalid choice: 'boss'"),
+        (("web", "users", "--role", "admin"), "--role belongs to `stockade web passwd"),
+        (("web", "deluser", "root", "admin"), "unexpected argument 'admin'"),
+        (("web", "passwd", "x2", "admin"), "unexpected argument 'admin'"),
+    ]
+    for args, message in cases:
+        r = instance.cli(*args, input="a good password\n")
+        assert r.rc == 2, (args, r.err)
+        assert r.one_line_error and message in r.err, (args, r.err)
+    assert instance.cli("web", "users").out.split() == ["root", "admin"]

@@ -1,6 +1,8 @@
 """``stockade web [serve] [--listen ADDR:PORT]`` serves the dashboard of a state folder;
-``stockade web passwd USER`` creates a dashboard user or changes its password; ``stockade web
-users`` lists the users and ``stockade web deluser USER`` removes one (and its sessions)."""
+``stockade web passwd USER [--role viewer|admin]`` creates a dashboard user or changes its
+password; ``stockade web role USER viewer|admin`` changes a user's role; ``stockade web users``
+lists the users with their roles and ``stockade web deluser USER`` removes one (and its
+sessions). The last admin can be neither demoted nor removed."""
 
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ from typing import Any
 
 from stockade.cli.main import make_context
 from stockade.errors import UsageError
+from stockade.model import ROLES
+
+_ROLES = " or ".join(ROLES)
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -25,18 +30,40 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="serve (the default): serve the dashboard of the state folder on "
         "--listen (default web.listen, 127.0.0.1:8470) until interrupted; "
         "passwd USER: create USER or change its password (read from the terminal, or "
-        "the first line of standard input when that is not a terminal); "
-        "users: list the users; deluser USER: remove USER and end its sessions.",
+        "the first line of standard input when that is not a terminal); a new user is an "
+        "admin when it is the first user, else a viewer, unless --role says otherwise; "
+        "role USER viewer|admin: change the role of USER (its sessions end); "
+        "users: list the users and their roles; deluser USER: remove USER and end its "
+        "sessions. The last admin can be neither demoted nor removed.",
     )
     p.add_argument(
-        "action", nargs="?", default="serve", choices=("serve", "passwd", "users", "deluser")
+        "action",
+        nargs="?",
+        default="serve",
+        choices=("serve", "passwd", "role", "users", "deluser"),
     )
-    p.add_argument("user", nargs="?", help="the user of passwd or deluser")
+    p.add_argument("user", nargs="?", help="the user of passwd, role or deluser")
+    p.add_argument("role", nargs="?", metavar="ROLE", help="the new role of `role`: " + _ROLES)
     p.add_argument("--listen", metavar="ADDR:PORT", help="address and port to serve on")
+    p.add_argument(
+        "--role",
+        dest="new_role",
+        choices=ROLES,
+        help="passwd: the role of the user (a new user's default: admin if it is the first "
+        "user, else viewer)",
+    )
     p.set_defaults(handler=cmd_web)
 
 
 def cmd_web(args: argparse.Namespace) -> int:
+    if args.new_role and args.action != "passwd":
+        raise UsageError("--role belongs to `stockade web passwd USER --role ROLE`")
+    if args.action == "role":
+        return _role(args)
+    if args.role:
+        raise UsageError(
+            f"unexpected argument {args.role!r}; did you mean `stockade web role USER ROLE`?"
+        )
     if args.action == "passwd":
         return _passwd(args)
     if args.action == "deluser":
@@ -54,12 +81,13 @@ def cmd_web(args: argparse.Namespace) -> int:
 def _users(args: argparse.Namespace) -> int:
     store = make_context(args).open_store()
     try:
-        names = store.list_web_users()
+        users = store.web_users()
     finally:
         store.close()
-    for name in names:
-        print(name)
-    if not names:
+    width = max((len(u.name) for u in users), default=0)
+    for u in users:
+        print(f"{u.name:<{width}}  {u.role}")
+    if not users:
         print("no dashboard user (create one with `stockade web passwd USER`)", file=sys.stderr)
     return 0
 
@@ -79,6 +107,28 @@ def _deluser(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"removed dashboard user {args.user} and ended its sessions ({left} user(s) left)")
+    return 0
+
+
+def _role(args: argparse.Namespace) -> int:
+    if not args.user or not args.role:
+        raise UsageError(
+            f"stockade web role USER ROLE: which user and which role ({_ROLES})? "
+            "(`stockade web users` lists the users)"
+        )
+    if args.role not in ROLES:
+        raise UsageError(f"stockade web role: unknown role {args.role!r}; use {_ROLES}")
+    store = make_context(args).open_store()
+    try:
+        before = store.web_user(args.user)
+        if before is None or not store.set_web_user_role(args.user, args.role):
+            raise UsageError(
+                f"stockade web role: no dashboard user {args.user!r} "
+                "(`stockade web users` lists them); nothing changed"
+            )
+    finally:
+        store.close()
+    print(f"dashboard user {args.user}: {before.role} -> {args.role}; its sessions have ended")
     return 0
 
 
@@ -105,10 +155,14 @@ def _passwd(args: argparse.Namespace) -> int:
         raise UsageError("the password must have at least 8 characters; nothing changed")
     store = ctx.open_store()
     try:
-        created = store.set_web_user(user, hash_password(password), when=time.time())
+        created = store.set_web_user(
+            user, hash_password(password), when=time.time(), role=args.new_role
+        )
+        now = store.web_user(user)
     finally:
         store.close()
-    print(f"{'created' if created else 'changed the password of'} dashboard user {user}")
+    role = now.role if now else "?"
+    print(f"{'created' if created else 'changed the password of'} dashboard user {user} ({role})")
     return 0
 
 

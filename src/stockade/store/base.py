@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from stockade.model import Alert, BanRecord, Event, ScanRecord, Severity, WebSession
+from stockade.model import Alert, BanRecord, Event, ScanRecord, Severity, WebSession, WebUser
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,19 +172,32 @@ class Store(Protocol):
         ...
 
     # dashboard users and sessions
-    def set_web_user(self, name: str, password_hash: str, *, when: float) -> bool:
-        """Create the user or change its password hash; True when it was created."""
+    def set_web_user(
+        self, name: str, password_hash: str, *, when: float, role: str | None = None
+    ) -> bool:
+        """Create the user or change its password hash (and its role, when given); True when
+        it was created. A new user without a role is an admin when it is the first user, a
+        viewer otherwise. Raises StockadeError rather than demote the last admin."""
+        ...
+
+    def set_web_user_role(self, name: str, role: str) -> bool:
+        """Change a user's role and end its sessions; False if there is no such user. Raises
+        StockadeError rather than demote the last admin."""
         ...
 
     def web_user_hash(self, name: str) -> str | None: ...
     def list_web_users(self) -> list[str]: ...
+    def web_users(self) -> list[WebUser]: ...
+    def web_user(self, name: str) -> WebUser | None: ...
     def delete_web_user(self, name: str) -> bool:
-        """Remove a dashboard user and end its sessions; False if there was no such user."""
+        """Remove a dashboard user and end its sessions; False if there was no such user.
+        Raises StockadeError rather than remove the last admin."""
         ...
 
     def add_web_session(self, session: WebSession) -> None: ...
     def web_session(self, digest: str, *, now: float) -> WebSession | None:
-        """The session of that token digest if it has not expired."""
+        """The session of that token digest if it has not expired and its user exists, with
+        the user's current role."""
         ...
 
     def delete_web_sessions(self, *, digest: str | None = None, user: str | None = None) -> int:

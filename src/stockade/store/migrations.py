@@ -123,4 +123,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX web_sessions_expires ON web_sessions(expires);
     """,
+    # 6: dashboard roles; the users from before roles existed could do everything: admins
+    """
+    ALTER TABLE web_users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+    """,
 ]

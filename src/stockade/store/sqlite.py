@@ -13,8 +13,19 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from stockade.errors import StoreError
-from stockade.model import Alert, BanRecord, Event, ScanRecord, Severity, WebSession
+from stockade.errors import StockadeError, StoreError
+from stockade.model import (
+    ADMIN,
+    ROLES,
+    VIEWER,
+    Alert,
+    BanRecord,
+    Event,
+    ScanRecord,
+    Severity,
+    WebSession,
+    WebUser,
+)
 from stockade.store.base import BaselineVersion, OutboxItem
 from stockade.store.migrations import MIGRATIONS
 
@@ -486,31 +497,76 @@ class SqliteStore:
 
     # -- dashboard users and sessions -----------------------------------------------------
 
-    def set_web_user(self, name: str, password_hash: str, *, when: float) -> bool:
+    def set_web_user(
+        self, name: str, password_hash: str, *, when: float, role: str | None = None
+    ) -> bool:
         with self._write():
             cur = self._db.execute(
                 "UPDATE web_users SET hash = ?, changed = ? WHERE name = ?",
                 (password_hash, when, name),
             )
             if cur.rowcount:
+                if role is not None:
+                    self._change_role(name, role)
                 # a new password ends the sessions opened with the old one
                 self._db.execute("DELETE FROM web_sessions WHERE user = ?", (name,))
                 return False
+            if role is None:
+                (users,) = self._db.execute("SELECT count(*) FROM web_users").fetchone()
+                role = ADMIN if users == 0 else VIEWER
             self._db.execute(
-                "INSERT INTO web_users (name, hash, created, changed) VALUES (?, ?, ?, ?)",
-                (name, password_hash, when, when),
+                "INSERT INTO web_users (name, hash, created, changed, role) VALUES (?, ?, ?, ?, ?)",
+                (name, password_hash, when, when, _role(role)),
             )
         return True
+
+    def set_web_user_role(self, name: str, role: str) -> bool:
+        with self._write():
+            if not self._change_role(name, role):
+                return False
+            self._db.execute("DELETE FROM web_sessions WHERE user = ?", (name,))
+        return True
+
+    def _change_role(self, name: str, role: str) -> bool:
+        if _role(role) != ADMIN:
+            self._keep_an_admin(name, f"demote {name!r} to {role}")
+        cur = self._db.execute("UPDATE web_users SET role = ? WHERE name = ?", (role, name))
+        return bool(cur.rowcount)
+
+    def _keep_an_admin(self, name: str, doing: str) -> None:
+        """Refuse (inside the write transaction) to leave the dashboard without an admin."""
+        (others,) = self._db.execute(
+            "SELECT count(*) FROM web_users WHERE role = ? AND name != ?", (ADMIN, name)
+        ).fetchone()
+        row = self._db.execute("SELECT role FROM web_users WHERE name = ?", (name,)).fetchone()
+        if others == 0 and row is not None and row[0] == ADMIN:
+            raise StockadeError(
+                f"cannot {doing}: it is the last dashboard admin; make another user admin "
+                "first (`stockade web role USER admin`); nothing changed"
+            )
 
     def web_user_hash(self, name: str) -> str | None:
         row = self._db.execute("SELECT hash FROM web_users WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
 
     def list_web_users(self) -> list[str]:
-        return [str(r[0]) for r in self._db.execute("SELECT name FROM web_users ORDER BY name")]
+        return [u.name for u in self.web_users()]
+
+    def web_users(self) -> list[WebUser]:
+        rows = self._db.execute(
+            "SELECT name, role, created, changed FROM web_users ORDER BY name"
+        ).fetchall()
+        return [WebUser(*r) for r in rows]
+
+    def web_user(self, name: str) -> WebUser | None:
+        row = self._db.execute(
+            "SELECT name, role, created, changed FROM web_users WHERE name = ?", (name,)
+        ).fetchone()
+        return None if row is None else WebUser(*row)
 
     def delete_web_user(self, name: str) -> bool:
         with self._write():
+            self._keep_an_admin(name, f"remove {name!r}")
             self._db.execute("DELETE FROM web_sessions WHERE user = ?", (name,))
             cur = self._db.execute("DELETE FROM web_users WHERE name = ?", (name,))
             return bool(cur.rowcount)
@@ -532,8 +588,9 @@ class SqliteStore:
 
     def web_session(self, digest: str, *, now: float) -> WebSession | None:
         row = self._db.execute(
-            "SELECT digest, user, csrf, created, expires, address FROM web_sessions "
-            "WHERE digest = ? AND expires > ?",
+            "SELECT s.digest, s.user, s.csrf, s.created, s.expires, s.address, u.role "
+            "FROM web_sessions s JOIN web_users u ON u.name = s.user "
+            "WHERE s.digest = ? AND s.expires > ?",
             (digest, now),
         ).fetchone()
         return None if row is None else WebSession(*row)
@@ -548,6 +605,12 @@ class SqliteStore:
 
     def _write(self) -> _Transaction:
         return _Transaction(self._db, self.path)
+
+
+def _role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"unknown dashboard role {role!r} (one of {', '.join(ROLES)})")
+    return role
 
 
 def _scan(r: tuple[Any, ...]) -> ScanRecord:

@@ -1,6 +1,6 @@
 """The JSON API under ``/api``: every page's data and every action, described in the OpenAPI
-document at ``/openapi.json``. Reads need a session; actions also need its CSRF token (the
-``X-CSRF-Token`` header)."""
+document at ``/openapi.json``. Reads need a session (of a viewer or an admin); actions also need
+its CSRF token (the ``X-CSRF-Token`` header) and the admin role."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from stockade.errors import StockadeError
 from stockade.model import Severity
 from stockade.web import data
 from stockade.web.dashboard import dashboard
-from stockade.web.session import Caller, check_csrf
+from stockade.web.session import AdminRequired, Caller, check_csrf
 from stockade.web.timeparse import parse_time
 from stockade.web.views import AlertFilter
 
@@ -36,8 +36,16 @@ async def csrf_caller(
     return caller
 
 
+async def admin_caller(caller: Annotated[Caller, Depends(csrf_caller)]) -> Caller:
+    """The caller of a state-changing route: a session, its CSRF token, and the admin role.
+    The OpenAPI document marks every route that depends on this as needing an admin."""
+    if not caller.admin:
+        raise AdminRequired(caller)
+    return caller
+
+
 Reader = Annotated[Caller, Depends(session_caller)]
-Writer = Annotated[Caller, Depends(csrf_caller)]
+Admin = Annotated[Caller, Depends(admin_caller)]
 
 router = APIRouter(prefix="/api")
 
@@ -137,7 +145,7 @@ def get_alert(request: Request, caller: Reader, alert_id: int) -> dict[str, Any]
 
 
 @router.post("/alerts/{alert_id}/acknowledge", summary="Acknowledge an alert")
-def acknowledge(request: Request, caller: Writer, alert_id: int) -> dict[str, Any]:
+def acknowledge(request: Request, caller: Admin, alert_id: int) -> dict[str, Any]:
     with dashboard(request).store() as s:
         if not s.acknowledge_alert(alert_id):
             raise HTTPException(404, f"no alert {alert_id}")
@@ -171,7 +179,7 @@ class UnbanRequest(BaseModel):
 
 
 @router.post("/bans", summary="Ban an address by hand (jail 'manual')")
-def post_ban(request: Request, caller: Writer, body: BanRequest) -> dict[str, Any]:
+def post_ban(request: Request, caller: Admin, body: BanRequest) -> dict[str, Any]:
     d = dashboard(request)
     try:
         seconds = -1.0 if body.duration.strip() == "-1" else parse_duration(body.duration)
@@ -182,7 +190,7 @@ def post_ban(request: Request, caller: Writer, body: BanRequest) -> dict[str, An
 
 
 @router.post("/bans/unban", summary="Lift the active bans of an address")
-def post_unban(request: Request, caller: Writer, body: UnbanRequest) -> dict[str, Any]:
+def post_unban(request: Request, caller: Admin, body: UnbanRequest) -> dict[str, Any]:
     d = dashboard(request)
     try:
         with d.store() as s:
@@ -214,7 +222,7 @@ class AcceptFiles(BaseModel):
 
 
 @router.post("/files/accept", summary="Accept changes (as `stockade files accept PATH...`)")
-def accept_files(request: Request, caller: Writer, body: AcceptFiles) -> dict[str, Any]:
+def accept_files(request: Request, caller: Admin, body: AcceptFiles) -> dict[str, Any]:
     d = dashboard(request)
     try:
         with d.store() as s:
@@ -231,14 +239,14 @@ def get_network(request: Request, caller: Reader) -> dict[str, Any]:
 
 
 @router.post("/network/sockets/accept", summary="Take the current listeners as the baseline")
-def accept_sockets(request: Request, caller: Writer) -> dict[str, Any]:
+def accept_sockets(request: Request, caller: Admin) -> dict[str, Any]:
     d = dashboard(request)
     with d.store() as s:
         return data.accept_sockets(d.ctx, s, caller.user)
 
 
 @router.post("/network/scan/{group}/accept", summary="Take a group's latest scan as its baseline")
-def accept_scan(request: Request, caller: Writer, group: str) -> dict[str, Any]:
+def accept_scan(request: Request, caller: Admin, group: str) -> dict[str, Any]:
     d = dashboard(request)
     try:
         with d.store() as s:

@@ -19,9 +19,11 @@ from stockade.context import Context
 from stockade.web import api, pages
 from stockade.web.auth import open_session, same, verify_password
 from stockade.web.dashboard import Dashboard, dashboard
+from stockade.web.roles import openapi_with_roles
 from stockade.web.session import (
     COOKIE,
     LOGIN_COOKIE,
+    AdminRequired,
     CsrfRefused,
     LoginRequired,
     check_csrf,
@@ -60,7 +62,9 @@ def create_app(ctx: Context, *, tls: bool = False) -> FastAPI:
         title="stockade dashboard",
         version=__version__,
         description="What changed on this host, what was blocked and why. Every route needs "
-        "a session (log in at /login); POST routes also need the X-CSRF-Token header.",
+        "a session (log in at /login). GET routes are open to every role (viewer or admin); "
+        "POST routes change something: they need the admin role and the X-CSRF-Token header. "
+        "Each operation states its role as x-required-role.",
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
@@ -82,10 +86,14 @@ def create_app(ctx: Context, *, tls: bool = False) -> FastAPI:
     async def _csrf(request: Request, exc: CsrfRefused) -> Response:
         return JSONResponse({"detail": "missing or wrong CSRF token"}, status_code=403)
 
+    @app.exception_handler(AdminRequired)
+    async def _admin(request: Request, exc: AdminRequired) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request) -> JSONResponse:
         await api.session_caller(request)
-        return JSONResponse(app.openapi())
+        return JSONResponse(openapi_with_roles(app))
 
     @app.get("/login", include_in_schema=False)
     async def login_page(request: Request, next: str = "/") -> Response:

@@ -1,5 +1,6 @@
 """The HTML pages: server-rendered from the same data the API returns; their buttons call the
-API, and a small script adds new alerts as they arrive (server-sent events)."""
+API (and are left out for viewers: the API refuses them anyway), and a small script adds new
+alerts as they arrive (server-sent events)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from stockade.errors import StockadeError
 from stockade.web import data
 from stockade.web.api import Reader, alert_filter
 from stockade.web.dashboard import dashboard
+from stockade.web.session import Caller
 from stockade.web.templating import templates
 from stockade.web.views import PARTS, AlertFilter, chart_bars
 
@@ -30,11 +32,18 @@ SEVERITY_COLOURS = {
 }
 
 
-def _page(request: Request, caller: Any, name: str, active: str, **ctx: Any) -> Response:
+def _page(request: Request, caller: Caller, name: str, active: str, **ctx: Any) -> Response:
     return templates.TemplateResponse(
         request,
         name,
-        {"user": caller.user, "csrf": caller.session.csrf, "active": active, **ctx},
+        {
+            "user": caller.user,
+            "role": caller.role,
+            "admin": caller.admin,
+            "csrf": caller.session.csrf,
+            "active": active,
+            **ctx,
+        },
     )
 
 

@@ -1,5 +1,5 @@
-"""Who is asking: the session behind a request's cookie, and the CSRF check on every request
-that changes something."""
+"""Who is asking: the session behind a request's cookie, its user's role, and the CSRF check on
+every request that changes something."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from stockade.model import WebSession
+from stockade.model import ADMIN, WebSession
 from stockade.web.auth import same, token_digest
 
 COOKIE = "stockade_session"
@@ -25,6 +25,16 @@ class CsrfRefused(Exception):
     """A state-changing request without the session's CSRF token."""
 
 
+class AdminRequired(Exception):
+    """A state-changing request from a user who is not an admin: the API answers 403."""
+
+    def __init__(self, caller: Caller) -> None:
+        super().__init__(
+            f"this action needs the admin role; {caller.user} is a {caller.role} "
+            f"(an admin can run `stockade web role {caller.user} admin`)"
+        )
+
+
 @dataclass(frozen=True)
 class Caller:
     session: WebSession
@@ -32,6 +42,14 @@ class Caller:
     @property
     def user(self) -> str:
         return self.session.user
+
+    @property
+    def role(self) -> str:
+        return self.session.role
+
+    @property
+    def admin(self) -> bool:
+        return self.session.role == ADMIN
 
 
 def client_address(request: Request) -> str:
