@@ -95,6 +95,31 @@ def test_check_diff_list_accept(instance: Instance, lab: Link) -> None:
     assert r.json_lines() == [{"group": "lab", "version": 3, "changes": 1}]
 
 
+def test_accept_one_host(instance: Instance, lab: Link) -> None:
+    """A change on two hosts; accepting one host's part leaves the other's change standing."""
+    other = "10.78.0.3"
+    configure(instance, targets=[TARGET, other], ports="20-30,2222")
+    lab.right.serve_tcp([22])
+    assert cli(instance, lab, "check").rc == 0
+    lab.right.serve_tcp([2222])  # on every address of the target namespace: both hosts
+    r = cli(instance, lab, "check", "--json")
+    assert sorted(deltas(r)) == [
+        ("port-opened", f"{TARGET}:2222"),
+        ("port-opened", f"{other}:2222"),
+    ]
+    r = cli(instance, lab, "accept", "--host", TARGET, "--json")
+    assert r.json_lines() == [{"group": "lab", "version": 2, "changes": 1}], r.err
+    assert deltas(cli(instance, lab, "check", "--json")) == [("port-opened", f"{other}:2222")]
+    for argv, message in [
+        (("accept", "--host", "not-an-address"), "not an IP address"),
+        (("accept", "--host", "10.78.0.77"), "neither scan"),
+        (("check", "--host", TARGET), "--host goes with scan accept"),
+    ]:
+        r = cli(instance, lab, *argv)
+        assert r.rc == 2 and message in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert deltas(cli(instance, lab, "check", "--json")) == [("port-opened", f"{other}:2222")]
+
+
 def test_host_down_and_back(instance: Instance, lab: Link) -> None:
     configure(instance, targets=[TARGET, "10.78.0.3", "10.78.0.9"], ports="22,80")
     lab.right.serve_tcp([22])

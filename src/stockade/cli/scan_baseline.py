@@ -27,6 +27,8 @@ def run(action: str, rest: list[str], args: argparse.Namespace, ctx: Any) -> int
     store = ctx.open_store()
     try:
         svc = ScanService(ctx, store)
+        if args.accept_hosts and action != "accept":
+            raise UsageError(f"--host goes with scan accept, not scan {action}")
         if action == "check":
             _no_more(action, rest)
             return _check(svc, args)
@@ -158,7 +160,7 @@ def _accept(svc: ScanService, args: argparse.Namespace, rest: list[str]) -> int:
     if group is None and scan_id is not None:
         group = svc.scan(scan_id).group
     g = svc.group(group)
-    version, changes = svc.accept(g.name, scan_id)
+    version, changes = svc.accept(g.name, scan_id, hosts=args.accept_hosts)
     if args.json:
         json_line({"group": g.name, "version": version, "changes": changes})
     else:

@@ -49,6 +49,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="address, CIDR, range or name; or check|list|diff|accept for the scan groups",
     )
     p.add_argument("--group", metavar="NAME", help="scan group (check, list, diff, accept)")
+    p.add_argument(
+        "--host",
+        dest="accept_hosts",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="scan accept: take only this host's part of the scan (repeat for more)",
+    )
     p.add_argument("-p", dest="ports", default="top100", help="ports (default top100; - = all)")
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("-sT", dest="connect", action="store_true", help="TCP connect scan")
@@ -104,6 +112,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         return scan_baseline.run(args.targets[0], args.targets[1:], args, make_context(args))
     if args.group:
         raise UsageError("--group goes with scan check|list|diff|accept")
+    if args.accept_hosts:
+        raise UsageError("--host goes with scan accept")
     if args.retries < 0 or args.rate < 0:
         raise UsageError("--retries and --rate must be 0 or more")
     specs = [parse_spec(t) for t in args.targets]

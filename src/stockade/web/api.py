@@ -245,11 +245,23 @@ def accept_sockets(request: Request, caller: Admin) -> dict[str, Any]:
         return data.accept_sockets(d.ctx, s, caller.user)
 
 
-@router.post("/network/scan/{group}/accept", summary="Take a group's latest scan as its baseline")
-def accept_scan(request: Request, caller: Admin, group: str) -> dict[str, Any]:
+class AcceptScan(BaseModel):
+    hosts: list[str] = Field(
+        default_factory=list,
+        description="only these hosts' part of the latest scan (empty: the whole scan)",
+    )
+
+
+@router.post(
+    "/network/scan/{group}/accept",
+    summary="Take a group's latest scan (or some hosts of it) as its baseline",
+)
+def accept_scan(
+    request: Request, caller: Admin, group: str, body: AcceptScan | None = None
+) -> dict[str, Any]:
     d = dashboard(request)
     try:
         with d.store() as s:
-            return data.accept_scan(d.ctx, s, group, caller.user)
+            return data.accept_scan(d.ctx, s, group, caller.user, body.hosts if body else [])
     except StockadeError as e:
         raise _bad(e) from None

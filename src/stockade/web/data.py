@@ -305,10 +305,13 @@ def accept_sockets(ctx: Context, store: Store, user: str) -> dict[str, Any]:
     return {"version": version, "changes": changes}
 
 
-def accept_scan(ctx: Context, store: Store, group: str, user: str) -> dict[str, Any]:
+def accept_scan(
+    ctx: Context, store: Store, group: str, user: str, hosts: list[str]
+) -> dict[str, Any]:
     from stockade.parts.scan.service import ScanService
 
-    version, changes = ScanService(ctx, store).accept(group, note=f"accept (web:{user})")
+    svc = ScanService(ctx, store)
+    version, changes = svc.accept(group, note=f"accept (web:{user})", hosts=hosts)
     return {"version": version, "changes": changes}
 
 

@@ -15,6 +15,7 @@ packet never raises an alert.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -284,10 +285,16 @@ class ScanService:
         return d.snapshots(HostReport.from_json(h) for h in json.loads(record.hosts))
 
     def accept(
-        self, group: str, scan_id: int | None = None, note: str = "accept"
+        self,
+        group: str,
+        scan_id: int | None = None,
+        note: str = "accept",
+        hosts: Sequence[str] = (),
     ) -> tuple[int, int]:
-        """Make a stored scan of ``group`` (the latest by default) the baseline; return
-        (version, number of host entries changed)."""
+        """Make a stored scan of ``group`` (the latest by default) the baseline — or, with
+        ``hosts`` (addresses), only those hosts' part of it: a host the scan has is taken as it
+        was seen, one it lacks leaves the baseline; the others keep their baseline entries.
+        Returns (version, number of host entries changed)."""
         self.group(group)  # it must be configured
         rec = self.scan(scan_id) if scan_id is not None else self.latest(group)
         if rec is None:
@@ -297,11 +304,28 @@ class ScanService:
             )
         if rec.group != group:
             raise StockadeError(f"scan {rec.id} belongs to group {rec.group!r}, not {group!r}")
-        hosts = self.hosts(rec).items()
+        seen = {
+            k.encode(): json.dumps(h.to_json(), sort_keys=True) for k, h in self.hosts(rec).items()
+        }
+        entries = seen
+        if hosts:
+            entries = dict(self.store.baseline_entries(baseline_part(group)))
+            for address in hosts:
+                key = _host_key(address)
+                if key in seen:
+                    entries[key] = seen[key]
+                elif key in entries:
+                    del entries[key]
+                else:
+                    raise StockadeError(
+                        f"scan accept --host {address}: neither scan {rec.id} nor the baseline "
+                        f"of {group!r} has this host; nothing changed"
+                    )
+            note = f"{note} of {', '.join(hosts)}"
         return replace_baseline(
             self.store,
             baseline_part(group),
-            {k.encode(): json.dumps(h.to_json(), sort_keys=True) for k, h in hosts},
+            entries,
             note=f"{note} (scan {rec.id})",
             meta=json.dumps({"scan": rec.id}),
         )
@@ -316,3 +340,14 @@ class ScanService:
                 Alert(PART, x.kind, f"{g.name}/{x.subject}", sev, detail, host=self.ctx.host)
             )
         return out
+
+
+def _host_key(address: str) -> bytes:
+    """The baseline key of the host at ``address`` (as the deltas key them)."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        raise StockadeError(
+            f"scan accept --host {address!r}: not an IP address (give the address the scan shows)"
+        ) from None
+    return d.host_key(HostReport(address=str(ip))).encode()
