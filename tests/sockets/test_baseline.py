@@ -91,6 +91,37 @@ def test_check_reports_each_kind_of_change(instance: Instance, ns: Namespace) ->
     assert check(instance, ns) == (0, [])
 
 
+def test_accept_one_endpoint(instance: Instance, ns: Namespace) -> None:
+    """Two new listeners and one gone: accepting one endpoint leaves the others reported."""
+    configure(instance)
+    gone = listen(ns, "127.0.0.1", 8080)
+    r = instance.cli("sockets", "accept", "tcp/0.0.0.0:1", "--netns", ns.name)
+    assert r.rc == 2 and "no listener baseline yet" in r.err and r.one_line_error
+    assert instance.cli("sockets", "accept", "--netns", ns.name).rc == 0
+    listen(ns, "0.0.0.0", 31337)
+    listen(ns, "10.9.0.1", 9090)
+    gone.kill()
+    gone.wait()
+    _, deltas = check(instance, ns)
+    assert len(deltas) == 3
+    r = instance.cli(
+        "sockets", "accept", "tcp/10.9.0.1:9090", "tcp/127.0.0.1:8080", "--netns", ns.name
+    )
+    assert r.rc == 0, r.err
+    rc, deltas = check(instance, ns)
+    assert (rc, [(d["kind"], d["subject"]) for d in deltas]) == (
+        1,
+        [("listener-new", "tcp/0.0.0.0:31337")],
+    )
+    for argv, message in [
+        (("accept", "tcp/10.9.0.1:1"), "nothing listens there"),
+        (("check", "tcp/0.0.0.0:31337"), "endpoints go with `sockets accept`"),
+    ]:
+        r = instance.cli("sockets", *argv, "--netns", ns.name)
+        assert r.rc == 2 and message in r.err and r.one_line_error, r.err
+    assert check(instance, ns)[1][0]["subject"] == "tcp/0.0.0.0:31337"
+
+
 def test_ignored_listeners_are_not_reported(instance: Instance, ns: Namespace) -> None:
     configure(instance, ignore=["tcp:*:5353"])
     assert instance.cli("sockets", "accept", "--netns", ns.name).rc == 0

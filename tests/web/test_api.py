@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from pathlib import Path
@@ -373,6 +374,20 @@ def test_network_listeners_and_accept(web: Any) -> None:
         assert n["sockets"]["deltas"] == []
         r = c.post("/api/network/scan/nope/accept", headers={"X-CSRF-Token": csrf(c)})
         assert r.status_code == 400
+        # one new listener accepted on its own (others the host may open meanwhile stay deltas)
+        with socket.create_server(("127.0.0.1", 0)) as extra:
+            subject = f"tcp/127.0.0.1:{extra.getsockname()[1]}"
+            subjects = [d["subject"] for d in c.get("/api/network").json()["sockets"]["deltas"]]
+            assert subject in subjects
+            assert subject in c.get("/network").text
+            h = {"X-CSRF-Token": csrf(c)}
+            r = c.post("/api/network/sockets/accept", json={"endpoints": [subject]}, headers=h)
+            assert r.status_code == 200 and r.json()["version"] == 2
+            subjects = [d["subject"] for d in c.get("/api/network").json()["sockets"]["deltas"]]
+            assert subject not in subjects
+            bad = {"endpoints": ["tcp/127.0.0.1:1"]}
+            r = c.post("/api/network/sockets/accept", json=bad, headers=h)
+            assert r.status_code == 400 and "nothing listens there" in r.json()["detail"]
 
 
 def test_security_headers(web: Any) -> None:

@@ -17,9 +17,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         description="list: TCP and UDP sockets as `ss -tuapn` shows them (the default); "
         "check: listeners against the baseline (exit 1 on a change); "
-        "accept: take the current listeners as the baseline.",
+        "accept [ENDPOINT...]: take the current listeners as the baseline (with endpoints, "
+        "as check names them — tcp/0.0.0.0:4444 — only what listens there).",
     )
     p.add_argument("action", nargs="?", default="list", choices=("list", "check", "accept"))
+    p.add_argument("endpoints", nargs="*", metavar="ENDPOINT", help="accept: only these")
     p.add_argument("-l", "--listening", action="store_true", help="listening sockets only")
     p.add_argument("-t", "--tcp", action="store_true", help="TCP only")
     p.add_argument("-u", "--udp", action="store_true", help="UDP only")
@@ -51,6 +53,10 @@ def cmd_sockets(args: argparse.Namespace) -> int:
     ctx = make_context(args)
     if args.netns:
         enter_netns(args.netns)
+    if args.endpoints and args.action != "accept":
+        raise UsageError(
+            f"unexpected argument {args.endpoints[0]!r}: endpoints go with `sockets accept`"
+        )
     if args.action != "list":
         return _baseline(args, ctx)
     rows = select(
@@ -93,7 +99,8 @@ def _baseline(args: argparse.Namespace, ctx: Any) -> int:
         svc = SocketsService(ctx, store)
         if args.action == "accept":
             version, changes = svc.accept(
-                note="accept (netns " + args.netns + ")" if args.netns else "accept"
+                note="accept (netns " + args.netns + ")" if args.netns else "accept",
+                endpoints=args.endpoints,
             )
             if args.json:
                 json_line({"version": version, "changes": changes})

@@ -238,11 +238,27 @@ def get_network(request: Request, caller: Reader) -> dict[str, Any]:
         return data.network(d.ctx, s)
 
 
-@router.post("/network/sockets/accept", summary="Take the current listeners as the baseline")
-def accept_sockets(request: Request, caller: Admin) -> dict[str, Any]:
+class AcceptListeners(BaseModel):
+    endpoints: list[str] = Field(
+        default_factory=list,
+        description="only these endpoints, as the deltas name them (tcp/0.0.0.0:4444); "
+        "empty: every current listener",
+    )
+
+
+@router.post(
+    "/network/sockets/accept",
+    summary="Take the current listeners (or some endpoints) as the baseline",
+)
+def accept_sockets(
+    request: Request, caller: Admin, body: AcceptListeners | None = None
+) -> dict[str, Any]:
     d = dashboard(request)
-    with d.store() as s:
-        return data.accept_sockets(d.ctx, s, caller.user)
+    try:
+        with d.store() as s:
+            return data.accept_sockets(d.ctx, s, caller.user, body.endpoints if body else [])
+    except StockadeError as e:
+        raise _bad(e) from None
 
 
 class AcceptScan(BaseModel):

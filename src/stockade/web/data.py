@@ -298,10 +298,11 @@ def network(ctx: Context, store: Store) -> dict[str, Any]:
     }
 
 
-def accept_sockets(ctx: Context, store: Store, user: str) -> dict[str, Any]:
+def accept_sockets(ctx: Context, store: Store, user: str, endpoints: list[str]) -> dict[str, Any]:
     from stockade.parts.sockets.service import SocketsService
 
-    version, changes = SocketsService(ctx, store).accept(note=f"accept (web:{user})")
+    svc = SocketsService(ctx, store)
+    version, changes = svc.accept(note=f"accept (web:{user})", endpoints=endpoints)
     return {"version": version, "changes": changes}
 
 

@@ -18,6 +18,7 @@ from stockade.detectors.sockets.listeners import (
     compare,
     parse_ignores,
 )
+from stockade.errors import StockadeError
 from stockade.model import Alert, Severity
 from stockade.sensors.sockets.table import Socket, read_sockets
 from stockade.store.base import Store
@@ -78,11 +79,38 @@ class SocketsService:
         return CheckResult(version, compare(base, cur, self.ignores))
 
     def accept(
-        self, current: dict[bytes, Listener] | None = None, note: str = "accept"
+        self,
+        current: dict[bytes, Listener] | None = None,
+        note: str = "accept",
+        endpoints: Sequence[str] = (),
     ) -> tuple[int, int]:
-        """Make ``current`` the new baseline version; return (version, number of changes)."""
+        """Make ``current`` the new baseline version — or, with ``endpoints`` (as the deltas
+        name them: ``tcp/0.0.0.0:4444``), only what listens there now (nothing: the endpoint
+        leaves the baseline), the rest of the baseline as it was. Returns (version, changes)."""
         cur = self.current() if current is None else current
-        return replace_baseline(self.store, PART, {k: x.text() for k, x in cur.items()}, note=note)
+        entries = {k: x.text() for k, x in cur.items()}
+        if endpoints:
+            version, base = self._load()
+            if not version:
+                raise StockadeError(
+                    "sockets accept ENDPOINT: there is no listener baseline yet to add to; "
+                    "`stockade sockets accept` takes every current listener"
+                )
+            entries = {k: x.text() for k, x in base.items()}
+            for ep in endpoints:
+                now = {k: x for k, x in cur.items() if x.endpoint() == ep}
+                before = [k for k, x in base.items() if x.endpoint() == ep]
+                if not now and not before:
+                    raise StockadeError(
+                        f"sockets accept {ep}: nothing listens there and the baseline does not "
+                        "have it (name endpoints as `stockade sockets check` shows them, "
+                        "e.g. tcp/0.0.0.0:4444); nothing changed"
+                    )
+                for k in before:
+                    del entries[k]
+                entries.update({k: x.text() for k, x in now.items()})
+            note = f"{note} of {', '.join(endpoints)}"
+        return replace_baseline(self.store, PART, entries, note=note)
 
     def alerts(self, deltas: Sequence[Delta]) -> list[Alert]:
         base = Severity.parse(self.cfg.severity)
