@@ -4,6 +4,7 @@ deltas confirmed by a second look, work units on worker processes, and the daemo
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from typing import Any
 
@@ -118,6 +119,22 @@ def test_accept_one_host(instance: Instance, lab: Link) -> None:
         r = cli(instance, lab, *argv)
         assert r.rc == 2 and message in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert deltas(cli(instance, lab, "check", "--json")) == [("port-opened", f"{other}:2222")]
+
+
+def test_the_scan_baseline_is_signed(instance: Instance, lab: Link) -> None:
+    """A port slipped into a group's stored baseline fails its check until accepted again."""
+    configure(instance, ports="20-30,2222")
+    lab.right.serve_tcp([22])
+    assert cli(instance, lab, "check").rc == 0
+    db = sqlite3.connect(instance.state / "stockade.db", isolation_level=None)
+    try:
+        db.execute("UPDATE baseline_entries SET data = replace(data, '22', '2222')")
+    finally:
+        db.close()
+    r = cli(instance, lab, "check")
+    assert r.rc == 2 and "baseline of scan group 'lab'" in r.err and "signature" in r.err, r.err
+    assert cli(instance, lab, "accept").rc == 0
+    assert cli(instance, lab, "check").rc == 0
 
 
 def test_host_down_and_back(instance: Instance, lab: Link) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import tomli_w
 
+from stockade.store import SqliteStore
 from tests.conftest import Instance
 from tests.daemonproc import Daemon
 from tests.netns import Namespace, Namespaces, unavailable
@@ -120,6 +122,57 @@ def test_accept_one_endpoint(instance: Instance, ns: Namespace) -> None:
         r = instance.cli("sockets", *argv, "--netns", ns.name)
         assert r.rc == 2 and message in r.err and r.one_line_error, r.err
     assert check(instance, ns)[1][0]["subject"] == "tcp/0.0.0.0:31337"
+
+
+def tamper(instance: Instance, sql: str) -> None:
+    db = sqlite3.connect(instance.state / "stockade.db", isolation_level=None)
+    try:
+        db.execute(sql)
+    finally:
+        db.close()
+
+
+def test_the_listener_baseline_is_signed(instance: Instance, ns: Namespace) -> None:
+    """A listener slipped into the stored baseline (to hide a backdoor), or a version with its
+    signature wiped, fails the check: a critical alert, exit 2, until it is accepted again."""
+    configure(instance)
+    listen(ns, "127.0.0.1", 8080)
+    assert instance.cli("sockets", "accept", "--netns", ns.name).rc == 0
+    assert (instance.state / "keys" / "files.pub").exists()  # the instance's key, made for it
+    listen(ns, "0.0.0.0", 31337)
+    assert check(instance, ns)[0] == 1
+    backdoor = '{"address": "0.0.0.0", "port": 31337, "program": "python3", "proto": "tcp"}'
+    tamper(
+        instance,
+        "INSERT INTO baseline_entries (part, key, data, vfrom) "
+        f"VALUES ('sockets', CAST('tcp|0.0.0.0|31337|python3' AS BLOB), '{backdoor}', 1)",
+    )
+    r = instance.cli("sockets", "check", "--netns", ns.name)
+    assert r.rc == 2 and r.one_line_error and "fails its signature check" in r.err, r.err
+    alerts = SqliteStore(instance.state / "stockade.db").list_alerts()
+    assert [(a.kind, str(a.severity)) for a in alerts] == [("baseline-tampered", "critical")]
+    assert instance.cli("sockets", "accept", "--netns", ns.name).rc == 0
+    assert check(instance, ns) == (0, [])
+    tamper(instance, "UPDATE baseline_versions SET signature = x'', key_id = ''")
+    r = instance.cli("sockets", "check", "--netns", ns.name)
+    assert r.rc == 2 and "is not signed" in r.err
+
+
+def test_daemon_stops_checking_a_tampered_baseline_until_accepted(
+    instance: Instance, ns: Namespace
+) -> None:
+    configure(instance, schedule="0.3s")
+    listen(ns, "127.0.0.1", 8080)
+    d = Daemon(instance, namespace=ns)
+    d.wait_for("took the 1 current listeners as version 1")
+    tamper(instance, "UPDATE baseline_entries SET data = replace(data, '8080', '8081')")
+    d.wait_for("fails its signature check.*no check against it until it is accepted again")
+    time.sleep(1.5)  # several scheduled checks: one alert, not one each
+    assert [a["kind"] for a in d.alerts()] == ["baseline-tampered"]
+    assert instance.cli("sockets", "accept", "--netns", ns.name).rc == 0
+    listen(ns, "0.0.0.0", 4444)
+    d.wait_alert(lambda a: a["kind"] == "listener-new")
+    assert d.stop() == 0
 
 
 def test_ignored_listeners_are_not_reported(instance: Instance, ns: Namespace) -> None:

@@ -9,9 +9,13 @@ being listed in :func:`stockade.daemon.runner.build_parts`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
+
+from stockade.errors import IntegrityError
+from stockade.store.base import Store
 
 T = TypeVar("T")
 
@@ -40,3 +44,26 @@ class WorkerThread:
             await self.call(last)
         finally:
             self._executor.shutdown(wait=False)
+
+
+class BaselineGuard:
+    """Keeps a part from checking against a baseline that failed its signature check: the
+    failure is logged (the service has stored the critical alert) and that baseline version is
+    left alone until it is replaced — accepted again, or restored."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+        self._failed: dict[str, int] = {}
+
+    def run(self, store: Store, part: str, check: Callable[[], T]) -> T | None:
+        """``check()``, or None when the baseline of ``part`` failed (now or before)."""
+        v = store.baseline_version(part)
+        if v is not None and self._failed.get(part) == v.version:
+            return None
+        try:
+            return check()
+        except IntegrityError as e:
+            if v is not None:
+                self._failed[part] = v.version
+            self._log.critical("%s; no check against it until it is accepted again", e)
+            return None

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from stockade.context import Context
-from stockade.errors import StockadeError, UsageError
+from stockade.errors import IntegrityError, UsageError
 from stockade.model import Alert, Severity
 from stockade.store.base import Store
 from stockade.web.views import (
@@ -243,9 +243,13 @@ def network(ctx: Context, store: Store) -> dict[str, Any]:
     from stockade.parts.sockets.service import SocketsService
 
     socks = SocketsService(ctx, store)
-    base = socks.baseline()
     current = socks.current()
-    result = socks.check(current)
+    sockets_error = None
+    try:
+        base = socks.baseline()
+        found = socks.check(current).deltas
+    except IntegrityError as e:
+        base, found, sockets_error = None, [], str(e)
     listeners = [
         {
             "endpoint": lst.endpoint(),
@@ -259,10 +263,11 @@ def network(ctx: Context, store: Store) -> dict[str, Any]:
     scans = ScanService(ctx, store)
     for g in ctx.config.scan.groups:
         latest = scans.latest(g.name)
+        error = None
         try:
             baseline = scans.baseline(g.name)
-        except StockadeError:
-            baseline = {}
+        except IntegrityError as e:
+            baseline, error = {}, str(e)
         deltas = compare(baseline, scans.hosts(latest), g.key_by_mac) if latest and baseline else []
         groups.append(
             {
@@ -276,6 +281,7 @@ def network(ctx: Context, store: Store) -> dict[str, Any]:
                     "open_ports": latest.open_ports,
                 },
                 "has_baseline": bool(baseline),
+                "error": error,
                 "deltas": [{"message": x.describe(), **x.to_json()} for x in deltas],
             }
         )
@@ -291,8 +297,9 @@ def network(ctx: Context, store: Store) -> dict[str, Any]:
                     "old": d.old.text() if d.old else None,
                     "new": d.new.text() if d.new else None,
                 }
-                for d in result.deltas
+                for d in found
             ],
+            "error": sockets_error,
         },
         "scan": groups,
     }

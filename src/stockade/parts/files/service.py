@@ -13,13 +13,14 @@ from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stockade.baseline.signing import EntryDigest, Signer, digest_entries, signed_message
+from stockade.baseline.keys import KeyRing
+from stockade.baseline.signed import commit_signed, tampered_alert, verified_entries
+from stockade.baseline.signing import Signer
 from stockade.context import Context
 from stockade.detectors.files.classify import Verdict, classify
 from stockade.detectors.files.compare import Delta, compare_entry
 from stockade.errors import IntegrityError, StockadeError, UsageError
-from stockade.model import Alert, Event, Severity
-from stockade.parts.files.keys import KeyRing
+from stockade.model import Alert, Event
 from stockade.parts.files.report import (
     Finding,
     Report,
@@ -96,36 +97,11 @@ class FilesService:
                 )
             raise StockadeError("no file baseline yet; build one with `stockade files init`")
         try:
-            verifier = self.keys.verifier()
-            if v.key_id != verifier.key_id:
-                raise IntegrityError(
-                    f"baseline version {v.version} was signed by key {v.key_id}, not by "
-                    f"{verifier.key_id} ({verifier.path}); refusing to compare"
-                )
-            digest = EntryDigest()
-            entries: dict[bytes, str] = {}
-            for key, text in self.store.baseline_entries(PART, version):
-                digest.add(key, text)
-                entries[key] = text
-            msg = signed_message(PART, v.version, v.meta, digest.count, digest.hexdigest())
-            if not verifier.verify(msg, v.signature):
-                raise IntegrityError(
-                    f"baseline version {v.version} fails its signature check: the store "
-                    f"({self.ctx.store_path}) was modified outside stockade; refusing to compare"
-                )
+            got = verified_entries(self.store, PART, self.keys, v.version, what="the file baseline")
+            assert got is not None
+            v, entries = got
         except IntegrityError as e:
-            self.record_alerts(
-                [
-                    Alert(
-                        part=PART,
-                        kind="baseline-tampered",
-                        subject=str(self.ctx.store_path),
-                        severity=Severity.CRITICAL,
-                        detail={"message": str(e)},
-                        host=self.ctx.host,
-                    )
-                ]
-            )
+            self.record_alerts([tampered_alert(PART, str(self.ctx.store_path), e, self.ctx.host)])
             raise
         return Baseline(v, entries, json.loads(v.meta))
 
@@ -216,28 +192,21 @@ class FilesService:
         signer: Signer,
         replaced: Container[bytes],
     ) -> int:
-        cur = self.store.baseline_version(PART)
-        version = (cur.version if cur else 0) + 1
         meta = json.dumps(
             {"roots": sorted(json_path(r) for r in roots), "host": self.ctx.host},
             sort_keys=True,
         )
-        digest, count = digest_entries(sorted(entries.items()))
-        signature = signer.sign(signed_message(PART, version, meta, count, digest))
-        self.store.commit_baseline(
+        return commit_signed(
+            self.store,
             PART,
-            version,
+            entries,
             changes,
-            replaced=[k for k in changes if k in replaced],
+            signer,
+            replaced=replaced,
             note=note,
             meta=meta,
-            entries=count,
-            digest=digest,
-            signature=signature,
-            key_id=signer.key_id,
+            keep=self.cfg.keep_versions,
         )
-        self.store.prune_baseline(PART, self.cfg.keep_versions)
-        return version
 
     # -- check ---------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ import time
 from stockade.config.schema import ScanGroup
 from stockade.context import Context
 from stockade.model import Alert
-from stockade.parts.base import WorkerThread
-from stockade.parts.scan.service import ScanService
+from stockade.parts.base import BaselineGuard, WorkerThread
+from stockade.parts.scan.service import ScanService, baseline_part
 from stockade.store.base import Store
 
 log = logging.getLogger("stockade.scan")
@@ -31,6 +31,7 @@ class ScanPart:
         self._store: Store | None = None
         self._svc: ScanService | None = None
         self._reported: dict[str, set[tuple[object, ...]]] = {}
+        self._guard = BaselineGuard(log)
 
     def _open(self) -> None:
         self._store = self.ctx.open_store()
@@ -38,7 +39,10 @@ class ScanPart:
 
     def _round(self, g: ScanGroup) -> list[Alert]:
         assert self._svc is not None and self._store is not None
-        out = self._svc.check(g)
+        svc = self._svc
+        out = self._guard.run(self._store, baseline_part(g.name), lambda: svc.check(g))
+        if out is None:
+            return []
         up = sum(r.state == "up" for r in out.reports)
         if out.version is None:
             version, _ = self._svc.accept(g.name, out.scan_id, note="first run")

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stockade.baseline.unsigned import replace_baseline
+from stockade.baseline.keys import KeyRing
+from stockade.baseline.signed import replace_baseline, tampered_alert, verified_entries
 from stockade.config.schema import ScanGroup
 from stockade.context import Context
 from stockade.detectors.scan import deltas as d
-from stockade.errors import StockadeError
+from stockade.errors import IntegrityError, StockadeError
 from stockade.model import Alert, ScanRecord, Severity
 from stockade.sensors.scan.pipeline import ScanOptions
 from stockade.sensors.scan.pool import default_workers, run_units
@@ -80,6 +81,7 @@ class ScanService:
         self.ctx = ctx
         self.store = store
         self.cfg = ctx.config.scan
+        self.keys = KeyRing(ctx)
 
     # -- configuration -------------------------------------------------------------------
 
@@ -265,8 +267,20 @@ class ScanService:
     # -- baselines and stored scans ------------------------------------------------------
 
     def baseline(self, group: str, version: int | None = None) -> dict[str, HostReport]:
-        entries = self.store.baseline_entries(baseline_part(group), version)
-        return {k.decode(): HostReport.from_json(json.loads(t)) for k, t in entries}
+        """The group's baseline (current, or ``version``; empty when there is none)."""
+        entries = self._verified(group, version)
+        return {k.decode(): HostReport.from_json(json.loads(t)) for k, t in entries.items()}
+
+    def _verified(self, group: str, version: int | None = None) -> dict[bytes, str]:
+        """The baseline's stored entries, checked against its signature (a failed check is
+        stored as a critical alert and raised)."""
+        what = f"the baseline of scan group {group!r}"
+        try:
+            got = verified_entries(self.store, baseline_part(group), self.keys, version, what=what)
+        except IntegrityError as e:
+            self.store.add_alerts([tampered_alert(PART, f"{group}/baseline", e, self.ctx.host)])
+            raise
+        return got[1] if got else {}
 
     def scan(self, scan_id: int) -> ScanRecord:
         rec = self.store.get_scan(scan_id)
@@ -309,7 +323,7 @@ class ScanService:
         }
         entries = seen
         if hosts:
-            entries = dict(self.store.baseline_entries(baseline_part(group)))
+            entries = self._verified(group)
             for address in hosts:
                 key = _host_key(address)
                 if key in seen:
@@ -322,10 +336,12 @@ class ScanService:
                         f"of {group!r} has this host; nothing changed"
                     )
             note = f"{note} of {', '.join(hosts)}"
+        signer, _ = self.keys.signer(create=True)
         return replace_baseline(
             self.store,
             baseline_part(group),
             entries,
+            signer,
             note=f"{note} (scan {rec.id})",
             meta=json.dumps({"scan": rec.id}),
         )

@@ -21,8 +21,8 @@ import time
 from stockade.context import Context
 from stockade.durations import format_duration
 from stockade.model import Alert
-from stockade.parts.base import WorkerThread
-from stockade.parts.sockets.service import SocketsService
+from stockade.parts.base import BaselineGuard, WorkerThread
+from stockade.parts.sockets.service import PART, SocketsService
 from stockade.sensors.sockets.watch import SocketEvents
 from stockade.store.base import Store
 
@@ -71,11 +71,13 @@ class SocketsPart:
         self._store: Store | None = None
         self._svc: SocketsService | None = None
         self._reported: set[tuple[str, str, str]] = set()
+        self._guard = BaselineGuard(log)
 
     def _open(self) -> None:
         self._store = self.ctx.open_store()
         self._svc = SocketsService(self.ctx, self._store)
-        if self._svc.baseline() is None:
+        svc = self._svc
+        if self._guard.run(self._store, PART, lambda: svc.baseline() is not None) is False:
             version, n = self._svc.accept(note="first run")
             log.info(
                 "sockets: no baseline; took the %d current listeners as version %d", n, version
@@ -83,7 +85,10 @@ class SocketsPart:
 
     def _check(self) -> list[Alert]:
         assert self._svc is not None and self._store is not None
-        deltas = self._svc.check().deltas
+        svc = self._svc
+        deltas = self._guard.run(self._store, PART, lambda: svc.check().deltas)
+        if deltas is None:
+            return []
         self._store.set_state("sockets.last_check", json.dumps({"time": time.time()}))
         keyed = [((d.kind, d.subject, d.new.text() if d.new else ""), d) for d in deltas]
         fresh = [d for k, d in keyed if k not in self._reported]

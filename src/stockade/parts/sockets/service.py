@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from stockade.baseline.unsigned import replace_baseline
+from stockade.baseline.keys import KeyRing
+from stockade.baseline.signed import replace_baseline, tampered_alert, verified_entries
 from stockade.context import Context
 from stockade.detectors.sockets.listeners import (
     Delta,
@@ -18,7 +19,7 @@ from stockade.detectors.sockets.listeners import (
     compare,
     parse_ignores,
 )
-from stockade.errors import StockadeError
+from stockade.errors import IntegrityError, StockadeError
 from stockade.model import Alert, Severity
 from stockade.sensors.sockets.table import Socket, read_sockets
 from stockade.store.base import Store
@@ -55,17 +56,23 @@ class SocketsService:
         self.store = store
         self.cfg = ctx.config.sockets
         self.ignores: list[IgnoreRule] = parse_ignores(self.cfg.ignore)
+        self.keys = KeyRing(ctx)
 
     def current(self) -> dict[bytes, Listener]:
         return listeners(read_sockets())
 
     def _load(self) -> tuple[int, dict[bytes, Listener]]:
-        """The current baseline version (0: none) and its listeners."""
-        v = self.store.baseline_version(PART)
-        if v is None:
+        """The current baseline version (0: none) and its listeners, checked against its
+        signature (a failed check is stored as a critical alert and raised)."""
+        try:
+            got = verified_entries(self.store, PART, self.keys, what="the listener baseline")
+        except IntegrityError as e:
+            self.store.add_alerts([tampered_alert(PART, "listener baseline", e, self.ctx.host)])
+            raise
+        if got is None:
             return 0, {}
-        entries = self.store.baseline_entries(PART)
-        return v.version, {k: Listener.from_text(t) for k, t in entries}
+        v, entries = got
+        return v.version, {k: Listener.from_text(t) for k, t in entries.items()}
 
     def baseline(self) -> dict[bytes, Listener] | None:
         version, base = self._load()
@@ -110,7 +117,8 @@ class SocketsService:
                     del entries[k]
                 entries.update({k: x.text() for k, x in now.items()})
             note = f"{note} of {', '.join(endpoints)}"
-        return replace_baseline(self.store, PART, entries, note=note)
+        signer, _ = self.keys.signer(create=True)
+        return replace_baseline(self.store, PART, entries, signer, note=note)
 
     def alerts(self, deltas: Sequence[Delta]) -> list[Alert]:
         base = Severity.parse(self.cfg.severity)

@@ -1,4 +1,8 @@
-"""Where the baseline signing key lives and how its passphrase is found."""
+"""Where the instance's baseline signing key lives and how its passphrase is found.
+
+One key signs every baseline of an instance — files, listeners, scan groups. It is made by the
+first baseline that needs it (`stockade files init`, or the first listener or scan baseline).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ PASSPHRASE_ENV = "STOCKADE_PASSPHRASE"  # noqa: S105 - a variable name, not a se
 
 
 class KeyRing:
-    """The files baseline's key pair for one stockade instance."""
+    """The baseline key pair of one stockade instance (its place is set in the files section:
+    ``files.signing_key``, ``files.passphrase_file``, ``files.public_key_fingerprint``)."""
 
     def __init__(self, ctx: Context, passphrase: bytes | None = None) -> None:
         files = ctx.config.files
@@ -62,7 +67,12 @@ class KeyRing:
                 raise StockadeError(
                     f"{self.private_path}: no signing key; run `stockade files init`"
                 )
-            return create_key(self.private_path, self.passphrase()), True
+            try:
+                return create_key(self.private_path, self.passphrase()), True
+            except StockadeError:
+                if not self.private_path.exists():
+                    raise
+                # another part of this instance made it a moment ago: use that one
         return load_signer(self.private_path, self.passphrase()), False
 
     def verifier(self) -> Verifier:
