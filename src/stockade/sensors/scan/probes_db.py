@@ -8,13 +8,14 @@ The format, one directive a line (``#`` starts a comment)::
     sslports 443
     totalwaitms 6000
     fallback GetRequest
-    match ssh m|^SSH-([\\d.]+)-OpenSSH_([\\w._-]+)\\r?\\n| p/OpenSSH/ v/$2/ i/protocol $1/ cpe:/a:openbsd:openssh:$2/
+    match ssh m|^SSH-([\\d.]+)-OpenSSH_([\\w._-]+)\\r?\\n| p/OpenSSH/ v/$2/ i/protocol $1/
     softmatch ftp m/^220[- ]/i
 
 Every directive after a ``Probe`` belongs to that probe. A ``match`` line holds the service, the
 pattern ``m<d>regex<d>flags`` (any delimiter; flags ``i`` and ``s``) and version fields
 ``X<d>text<d>`` (``p`` product, ``v`` version, ``i`` extra info, ``h`` host name, ``o`` OS,
-``d`` device type, and ``cpe:<d>…<d>`` any number of times, optionally followed by ``a``).
+``d`` device type, and ``cpe:<d>…<d>`` — ``cpe:/a:openbsd:openssh:$2/`` — any number of
+times, optionally followed by ``a``).
 
 :func:`parse_probes` reads a whole file's text: a malformed line is skipped and counted (with
 its number and why, in :attr:`ProbeDB.skipped`); a text without a single usable ``Probe`` is

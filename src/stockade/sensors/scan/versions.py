@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from stockade.errors import StockadeError
 from stockade.sensors.scan.perl_re import Untranslatable, translate
 from stockade.sensors.scan.probes_db import Match, Probe, ProbeDB, ProbeFileError, parse_probes
+from stockade.sensors.scan.report import Service
 
 PROBES_FILE = Path("/usr/share/nmap/nmap-service-probes")
 INTENSITY = 7  # nmap's default --version-intensity: probes of rarity up to this
@@ -45,30 +44,6 @@ HARMLESS = frozenset(
     )
 )  # fmt: skip
 _REF = re.compile(rb'\$(?:(\d)|P\((\d)\)|SUBST\((\d),"([^"]*)","([^"]*)"\)|I\((\d),"([<>])"\))')
-
-
-@dataclass
-class Service:
-    """What a match says about a service (``soft``: the name only, from a ``softmatch``)."""
-
-    name: str
-    product: str = ""
-    version: str = ""
-    extrainfo: str = ""
-    hostname: str = ""
-    ostype: str = ""
-    devicetype: str = ""
-    cpe: list[str] = field(default_factory=list)
-    soft: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"service": self.name}
-        for key in ("product", "version", "extrainfo", "hostname", "ostype", "devicetype"):
-            if getattr(self, key):
-                d[key] = getattr(self, key)
-        if self.cpe:
-            d["cpe"] = list(self.cpe)
-        return d
 
 
 def printable(data: bytes) -> str:
