@@ -6,7 +6,8 @@ an answer to that probe is matched, then keeps them. :meth:`Matcher.identify` ma
 as nmap does: the probe's own ``match`` lines, then those of its ``fallback`` probes, then the
 NULL probe's; the first hard match wins; a ``softmatch`` only names the service, and the next
 probes are those that can tell its version. Version fields are filled from the groups (``$1``,
-``$P(1)`` printable only, ``$SUBST(1,"_",".")``, ``$I(1,">")`` a big- or little-endian number).
+``$P(1)`` printable only, ``$SUBST(1,"_",".")``, ``$I(1,">")`` a big- or little-endian number);
+of the CPE names, as nmap, one per part (application, hardware, OS), the last given.
 
 :meth:`Matcher.next_probes` picks what else to send to a port: harmless TCP probes only (read-
 only requests: :data:`HARMLESS`), listing the port in ``ports`` (``sslports`` over TLS), of
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from stockade.errors import StockadeError
@@ -79,6 +81,13 @@ def substitute(template: str, groups: tuple[bytes | None, ...]) -> str:
     return printable(out).strip()[:FIELD_LIMIT]
 
 
+def cpe_names(values: Iterable[str]) -> list[str]:
+    """The ``cpe:/`` names as nmap reports them: one per part (``a`` application, ``h``
+    hardware, ``o`` OS), the last given of each, in that order."""
+    by_part = {v[:1]: v for v in values if v[:1] in ("a", "h", "o")}
+    return ["cpe:/" + by_part[p] for p in "aho" if p in by_part]
+
+
 def service_of(m: Match, found: re.Match[bytes]) -> Service:
     groups = found.groups()
     f = {k: substitute(v, groups) for k, v in m.fields.items()}
@@ -90,7 +99,7 @@ def service_of(m: Match, found: re.Match[bytes]) -> Service:
         hostname=f.get("h", ""),
         ostype=f.get("o", ""),
         devicetype=f.get("d", ""),
-        cpe=["cpe:/" + substitute(c, groups) for c in m.cpe],
+        cpe=cpe_names(substitute(c, groups) for c in m.cpe),
         soft=m.soft,
     )
 
