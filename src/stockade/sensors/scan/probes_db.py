@@ -238,7 +238,7 @@ def parse_probes(text: str) -> ProbeDB:
     """The probe database in ``text`` (the file decoded as latin-1, so any byte survives)."""
     db = ProbeDB()
     current: Probe | None = None
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):  # nmap ends lines at \n only
         try:
             current = parse_line(db, current, raw, number)
         except ValueError as e:
