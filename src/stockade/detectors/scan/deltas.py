@@ -148,10 +148,13 @@ def path_differs(old: list[Hop], new: list[Hop]) -> bool:
 
 
 def version_changed(was: Service | None, now: Service | None) -> bool:
-    """Another service, product or version was detected (both scans detected one, and at
-    least one of them tells a product or version). Such a change is one ``version-changed``
-    delta; the banner, which then changed with it, is not reported again."""
-    if was is None or now is None or not (was.product or was.version or now.product or now.version):
+    """Another service, product or version was detected (both scans told a product or
+    version: a scan that named the service only, when a probe went unanswered, is no change).
+    Such a change is one ``version-changed`` delta; the banner, which then changed with it, is
+    not reported again."""
+    if was is None or now is None:
+        return False
+    if not (was.product or was.version) or not (now.product or now.version):
         return False
     return (was.name, was.product, was.version) != (now.name, now.product, now.version)
 
