@@ -8,6 +8,7 @@ import shutil
 import socket
 import socketserver
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -85,6 +86,43 @@ def sshd(tmp_path: Path) -> Iterator[int]:
         proc.wait(10)
 
 
+def _listening_http(candidates: tuple[int, ...], root: Path) -> Iterator[int]:
+    """``python -m http.server`` on the first free port of ``candidates`` (on loopback)."""
+    for port in candidates:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                break
+    else:
+        pytest.skip(f"ports {candidates} are all taken")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def http_usual(tmp_path: Path) -> Iterator[int]:
+    """HTTP where it is usual: the banner's HEAD request is matched as nmap's GetRequest."""
+    yield from _listening_http((8008, 8088, 8800, 9080, 5800), tmp_path)
+
+
+@pytest.fixture
+def http_unusual(tmp_path: Path) -> Iterator[int]:
+    """HTTP where the banner's empty lines get no answer, on ports nmap's GetRequest lists: the
+    version comes from the probe sent after the banner."""
+    yield from _listening_http((4567, 2869, 3872, 4660, 5427), tmp_path)
+
+
 def nmap_service(port: int) -> Service | None:
     if NMAP is None:
         pytest.skip("nmap is not installed")
@@ -142,3 +180,13 @@ def test_table_and_xml_name_the_version(instance: Instance, sshd: int, tmp_path:
     assert found is not None and found.service is not None
     assert found.service.product == "OpenSSH"
     assert 'method="probed" conf="10"' in xml.read_text()
+
+
+def test_http_answer_to_the_banner_probe_is_nmaps(instance: Instance, http_usual: int) -> None:
+    ours = same_as_nmap(instance, http_usual)
+    assert ours["product"] == "SimpleHTTPServer"
+
+
+def test_http_told_by_a_further_probe_is_nmaps(instance: Instance, http_unusual: int) -> None:
+    ours = same_as_nmap(instance, http_unusual)
+    assert ours["product"] == "SimpleHTTPServer" and "banner" not in ours

@@ -19,8 +19,9 @@ Then the service and its version (:mod:`~stockade.sensors.scan.versions`, from n
 database): what the conversation got is matched first (as the answer to nmap's NULL probe, or to
 its GetRequest or GenericLines probe when the HTTP or empty-line probe went out); when that names
 no version, the few likeliest harmless probes for the port are sent, each on its own
-connection, until one answer matches — at most :data:`MORE_PROBES` (one when the port said
-nothing at all), all within one conversation's time-out.
+connection and all at once (so they cost one answer's wait, not one each); the likeliest probe
+whose answer matches names the version. At most :data:`MORE_PROBES` (one when the port said
+nothing at all).
 
 Connections are closed with a reset (SO_LINGER 0), as the connect scan does.
 """
@@ -213,7 +214,7 @@ class _Grabber:
         facts.service = self.matcher.identify(conv.data, name) or facts.service
 
     async def _versions(self, facts: PortFacts, matcher: Matcher) -> None:
-        """Send the likeliest harmless probes until one answer names a version."""
+        """Send the likeliest harmless probes at once; the likeliest whose answer matches wins."""
         if facts.service is not None and not facts.service.soft:
             return
         soft = facts.service.name if facts.service else ""
@@ -225,33 +226,33 @@ class _Grabber:
             done=frozenset(facts.probes_done),
             limit=MORE_PROBES if facts.answered else 1,
         )
-        try:
-            async with asyncio.timeout(self.per_conn):
-                for probe in probes:
-                    answer = await self._ask(
-                        facts.port, direct_tls, probe.payload, probe.totalwaitms
-                    )
-                    found = matcher.identify(answer, probe.name, soft)
-                    if found is not None and not found.soft:
-                        facts.service = found
-                        return
-                    if found is not None and facts.service is None:
-                        facts.service = found
-        except _FAILED:
-            return  # the version stays unknown; the banner and certificate stand
+        asks = (self._ask(facts.port, direct_tls, p.payload, p.totalwaitms) for p in probes)
+        answers = await asyncio.gather(*asks)
+        for probe, answer in zip(probes, answers, strict=True):  # the likeliest probe first
+            found = matcher.identify(answer, probe.name, soft)
+            if found is not None and not found.soft:
+                facts.service = found
+                return
+            if found is not None and facts.service is None:
+                facts.service = found
 
     async def _ask(self, port: int, tls: bool, payload: bytes, waitms: int) -> bytes:
-        """Send one probe on a new connection and read the answer."""
-        reader, writer = await self._open(port, tls)
+        """Send one probe on a new connection and read the answer (empty when the connection
+        failed: the version stays unknown, the banner and certificate stand)."""
+        wait = min(self.waits.answer, waitms / 1000) if waitms else self.waits.answer
+        conv = Conversation()
         try:
-            writer.write(payload)
-            await writer.drain()
-            wait = min(self.waits.answer, waitms / 1000) if waitms else self.waits.answer
-            conv = Conversation()
-            await read_some(reader, wait, conv, settle=self.waits.settle)
-            return conv.data
-        finally:
-            _abort(writer)
+            async with asyncio.timeout(self.per_conn):
+                reader, writer = await self._open(port, tls)
+                try:
+                    writer.write(payload)
+                    await writer.drain()
+                    await read_some(reader, wait, conv, settle=self.waits.settle)
+                finally:
+                    _abort(writer)
+        except _FAILED:
+            pass
+        return conv.data
 
     async def _tls(self, port: int) -> PortFacts:
         """Handshake, chain, banner over TLS; ``tls`` False when the handshake failed."""
