@@ -69,13 +69,17 @@ def sshd(tmp_path: Path) -> Iterator[int]:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
     port = _free_port()
-    proc = subprocess.Popen(
-        [str(SSHD), "-D", "-e", "-f", "/dev/null", "-h", str(key), "-o", "PidFile=none",
-         "-o", f"ListenAddress=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    yield from _serving(
+        port, str(SSHD), "-D", "-e", "-f", "/dev/null", "-h", str(key), "-o", "PidFile=none",
+        "-o", f"ListenAddress=127.0.0.1:{port}",
     )  # fmt: skip
+
+
+def _serving(port: int, *argv: str) -> Iterator[int]:
+    """Run ``argv`` (a server) until the test is done; ``port`` once it listens."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
+        for _ in range(200):
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
@@ -94,20 +98,8 @@ def _listening_http(candidates: tuple[int, ...], root: Path) -> Iterator[int]:
                 break
     else:
         pytest.skip(f"ports {candidates} are all taken")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", str(root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        for _ in range(200):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    http = ("-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", str(root))
+    yield from _serving(port, sys.executable, *http)
 
 
 @pytest.fixture
