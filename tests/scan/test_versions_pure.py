@@ -17,7 +17,7 @@ from stockade.sensors.scan.versions import PROBES_FILE, Matcher, read_probes, su
 
 EXCERPT = r"""
 # a comment
-Exclude T:9100-9107
+Exclude T:9100-9101,U:30000-30001,9102
 Probe TCP NULL q||
 totalwaitms 6000
 tcpwrappedms 3000
@@ -32,7 +32,7 @@ sslports 990
 match echo m|^\r\n\r\n$|
 Probe TCP GetRequest q|GET / HTTP/1.0\r\n\r\n|
 rarity 1
-ports 80,8000-8002
+ports 80,8000-8002,9100
 sslports 443
 match http m|^HTTP/1\.[01] \d\d\d .*\r\nServer: nginx/([\d.]+)\r\n|s p/nginx/ v/$1/ cpe:/a:igor_sysoev:nginx:$1/
 Probe TCP HTTPOptions q|OPTIONS / HTTP/1.0\r\n\r\n|
@@ -42,7 +42,7 @@ fallback GetRequest
 match rtsp m|^RTSP/1\.0 200 OK\r\n| p/Some RTSP/
 Probe TCP LPDString q|\x01default\n|
 rarity 5
-ports 80,515
+ports 80,515,9100
 Probe TCP Help q|HELP\r\n|
 rarity 8
 ports 80
@@ -216,6 +216,8 @@ def test_next_probes_by_port_rarity_and_harm(matcher: Matcher) -> None:
         "HTTPOptions"
     ]
     assert matcher.next_probes(12345) == []
+    assert matcher.db.exclude_tcp == frozenset({9100, 9101, 9102})
+    assert matcher.next_probes(9100) == []  # a printer prints what it gets
     assert [p.name for p in matcher.next_probes(21, soft="echo")] == ["GenericLines"]
     assert matcher.next_probes(21, soft="ftp") == []  # no probe has hard ftp matches here
 

@@ -11,8 +11,9 @@ The format, one directive a line (``#`` starts a comment)::
     match ssh m|^SSH-([\\d.]+)-OpenSSH_([\\w._-]+)\\r?\\n| p/OpenSSH/ v/$2/ i/protocol $1/
     softmatch ftp m/^220[- ]/i
 
-Every directive after a ``Probe`` belongs to that probe. A ``match`` line holds the service, the
-pattern ``m<d>regex<d>flags`` (any delimiter; flags ``i`` and ``s``) and version fields
+Every directive after a ``Probe`` belongs to that probe; ``Exclude`` (first) names ports that
+get no probe at all (printers, which print whatever they receive). A ``match`` line holds the
+service, the pattern ``m<d>regex<d>flags`` (any delimiter; flags ``i`` and ``s``) and version fields
 ``X<d>text<d>`` (``p`` product, ``v`` version, ``i`` extra info, ``h`` host name, ``o`` OS,
 ``d`` device type, and ``cpe:<d>…<d>`` — ``cpe:/a:openbsd:openssh:$2/`` — any number of
 times, optionally followed by ``a``).
@@ -77,6 +78,7 @@ class ProbeDB:
 
     probes: list[Probe] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    exclude_tcp: frozenset[int] = frozenset()  # ``Exclude``: ports no probe is sent to
 
     def probe(self, name: str, proto: str = "TCP") -> Probe | None:
         for p in self.probes:
@@ -226,7 +228,8 @@ def parse_line(db: ProbeDB, current: Probe | None, text: str, line: int) -> Prob
         db.probes.append(probe)
         return probe
     if word == "Exclude":
-        parse_ports(rest.replace("T:", "").replace("U:", ""))
+        tcp = [p for p in rest.replace(" ", "").split(",") if not p.startswith("U:")]
+        db.exclude_tcp |= parse_ports(",".join(p.removeprefix("T:") for p in tcp)) if tcp else set()
         return current
     if current is None:
         raise ValueError(f"{word!r} before any Probe")

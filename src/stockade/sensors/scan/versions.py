@@ -11,7 +11,8 @@ of the CPE names, as nmap, one per part (application, hardware, OS), the last gi
 
 :meth:`Matcher.next_probes` picks what else to send to a port: harmless TCP probes only (read-
 only requests: :data:`HARMLESS`), listing the port in ``ports`` (``sslports`` over TLS), of
-rarity up to :data:`INTENSITY` (nmap's default), rarest last, at most ``limit``.
+rarity up to :data:`INTENSITY` (nmap's default), rarest last, at most ``limit``; none to the
+ports the database's ``Exclude`` names.
 
 :func:`load_probes` reads the file (nmap installs it at :data:`PROBES_FILE`), once per process.
 """
@@ -174,6 +175,8 @@ class Matcher:
     ) -> list[Probe]:  # fmt: skip
         """The harmless probes worth sending to ``port`` next, most likely first."""
         picked: list[Probe] = []
+        if port in self.db.exclude_tcp:
+            return picked
         for p in self.tcp.values():
             listed = port in (p.sslports if tls else p.ports)
             if p.name in done or p.name not in HARMLESS or not listed or p.rarity > INTENSITY:
