@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from stockade.detectors.scan import deltas as d
-from stockade.sensors.scan.report import Cert, Hop, HostReport, PortReport
+from stockade.sensors.scan.report import Cert, Hop, HostReport, PortReport, Service
 
 
 def host(
@@ -132,3 +132,35 @@ def test_addresses_sharing_a_mac_stay_apart() -> None:
     assert kinds(base, [host("10.0.0.2", 22, mac=mac), host("10.0.0.3", state="down")]) == [
         ("host-down", "10.0.0.3")
     ]
+
+
+def test_a_new_version_is_one_version_changed_delta() -> None:
+    a, b = host("10.0.0.2", 22, 21, 25), host("10.0.0.2", 22, 21, 25)
+    a.ports[0].banner, b.ports[0].banner = "SSH-2.0-OpenSSH_9.2p1", "SSH-2.0-OpenSSH_9.9p1"
+    a.ports[0].service = Service("ssh", "OpenSSH", "9.2p1", "protocol 2.0")
+    b.ports[0].service = Service("ssh", "OpenSSH", "9.9p1", "protocol 2.0")
+    # only the banner changed (the host name in a greeting): a banner change
+    a.ports[1].banner, b.ports[1].banner = "220 old.example (vsFTPd 3.0.3)", "220 new.example"
+    a.ports[1].service = b.ports[1].service = Service("ftp", "vsftpd", "3.0.3")
+    # one scan named the service only (a softmatch): nothing to compare versions with
+    a.ports[2].service, b.ports[2].service = Service("smtp"), Service("smtp", "Postfix smtpd")
+    out = d.compare(d.snapshots([a]), d.snapshots([b]))
+    assert [(x.kind, x.subject) for x in out] == [
+        ("version-changed", "10.0.0.2:22/tcp"),
+        ("banner-changed", "10.0.0.2:21/tcp"),
+    ]
+    assert out[0].describe() == (
+        "service of 10.0.0.2:22/tcp changed: ssh OpenSSH 9.2p1 (protocol 2.0) -> "
+        "ssh OpenSSH 9.9p1 (protocol 2.0)"
+    )
+    assert d.VERSION_CHANGED in d.KINDS
+
+
+def test_services_survive_json() -> None:
+    p = PortReport(22, "tcp", "open", banner="SSH-2.0-x", service=Service("ssh", "OpenSSH", "9"))
+    p.service.cpe = ["cpe:/a:openbsd:openssh:9"]  # type: ignore[union-attr]
+    d_json = p.to_json()
+    assert d_json["service"] == "ssh" and d_json["cpe"] == ["cpe:/a:openbsd:openssh:9"]
+    assert "extrainfo" not in d_json
+    assert PortReport.from_json(d_json) == p
+    assert PortReport.from_json({"port": 1, "proto": "tcp", "state": "open"}).service is None

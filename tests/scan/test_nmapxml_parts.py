@@ -32,7 +32,7 @@ from stockade.sensors.scan.nmapxml.tables import (
     vendor_of,
 )
 from stockade.sensors.scan.nmapxml.write import port_reason, xml_text
-from stockade.sensors.scan.report import Hop, HostReport, PortReport
+from stockade.sensors.scan.report import Hop, HostReport, PortReport, Service
 from tests.scan.xmlcheck import dtd_errors, dtd_for, make_cert, need_tools
 
 # --- port lists and nmap's tables --------------------------------------------------------
@@ -171,6 +171,12 @@ def test_rfc4514_strings_match_cryptography(value: str) -> None:
 # --- whole documents ----------------------------------------------------------------------
 
 
+SSH = Service(
+    "ssh", "OpenSSH", "9.2p1 Debian 2", "protocol 2.0", ostype="Linux",
+    cpe=["cpe:/a:openbsd:openssh:9.2p1", "cpe:/o:linux:linux_kernel"],
+)  # fmt: skip
+
+
 def sample_hosts() -> list[HostReport]:
     _key, _cert, model = make_cert()
     up = HostReport(
@@ -181,7 +187,7 @@ def sample_hosts() -> list[HostReport]:
         mac="02:42:ac:11:00:02",
         ports=[PortReport(p, "tcp", "closed") for p in range(1000, 1030)]
         + [
-            PortReport(22, "tcp", "open", banner="SSH-2.0-Test\x01\x7f <&>"),
+            PortReport(22, "tcp", "open", banner="SSH-2.0-Test\x01\x7f <&>", service=SSH),
             PortReport(443, "tcp", "open", cert=model),
             PortReport(444, "tcp", "filtered"),
             PortReport(53, "udp", "open|filtered"),
@@ -239,12 +245,36 @@ def test_document_says_what_nmap_says(tmp_path: Path) -> None:
     assert listed == [("tcp", "22"), ("tcp", "443"), ("tcp", "444"), ("udp", "53")]
     ssh = host.find("ports/port[@portid='22']")
     assert ssh.find("script[@id='banner']").get("output") == "SSH-2.0-Test\\x01\x7f <&>"
+    assert ssh.find("service").attrib == {
+        "name": "ssh", "product": "OpenSSH", "version": "9.2p1 Debian 2",
+        "extrainfo": "protocol 2.0", "ostype": "Linux", "method": "probed", "conf": "10",
+    }  # fmt: skip
+    assert [c.text for c in ssh.findall("service/cpe")] == SSH.cpe
     hops = [h.attrib for h in host.findall("trace/hop")]
     assert hops == [
         {"ttl": "1", "ipaddr": "10.9.0.1", "rtt": "0.40"},
         {"ttl": "3", "ipaddr": "10.9.0.2", "rtt": "2.00"},
     ]
     assert v6.find("address").attrib == {"addr": "fd09::2", "addrtype": "ipv6"}
+
+
+def test_detected_services_come_back_and_table_guesses_do_not() -> None:
+    (host, _v6) = read_nmap_xml(nmap_xml(sample_run(), sample_hosts(), time.time()))
+    ssh, https = host.port(22), host.port(443)
+    assert ssh is not None and ssh.service == SSH
+    assert https is not None and https.service is None
+    (soft,) = read_nmap_xml(_one_port_document('<service name="ftp" method="probed" conf="10"/>'))
+    assert soft.ports[0].service == Service("ftp")
+    (guess,) = read_nmap_xml(_one_port_document('<service name="ftp" method="table" conf="3"/>'))
+    assert guess.ports[0].service is None  # nmap-services' name for the port, no detection
+
+
+def _one_port_document(service: str) -> str:
+    return (
+        '<nmaprun><host><status state="up"/><address addr="10.0.0.1" addrtype="ipv4"/>'
+        f'<ports><port protocol="tcp" portid="21"><state state="open"/>{service}</port></ports>'
+        "</host></nmaprun>"
+    )
 
 
 def test_extraports_fold_more_than_25() -> None:

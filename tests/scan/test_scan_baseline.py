@@ -4,8 +4,11 @@ deltas confirmed by a second look, work units on worker processes, and the daemo
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from tests.daemonproc import Daemon
 from tests.netns import Link, Namespaces, unavailable
 
 TARGET = "10.78.0.2"
+FACTS_SERVER = Path(__file__).with_name("facts_server.py")
 
 
 @pytest.fixture
@@ -222,3 +226,26 @@ def test_daemon_one_alert_per_change_and_none_under_packet_loss(
     d.wait_for(r"scan lab: scan \d+, .* 2 changes", timeout=180, after=d.mark())
     assert [a["kind"] for a in d.alerts()] == ["port-opened", "port-closed"]
     assert d.stop() == 0
+
+
+def _greeter(lab: Link, tmp_path: Path, text: bytes) -> subprocess.Popen[str]:
+    cfg = tmp_path / f"greet-{text.hex()[:40]}.json"
+    cfg.write_text(json.dumps([{"port": 21, "kind": "greet", "text": text.hex()}]))
+    proc = lab.right.popen(sys.executable, str(FACTS_SERVER), str(cfg), stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_a_new_version_is_confirmed_as_version_changed(
+    instance: Instance, lab: Link, tmp_path: Path
+) -> None:
+    configure(instance, ports="21")
+    old = _greeter(lab, tmp_path, b"220 (vsFTPd 3.0.3)\r\n")
+    assert cli(instance, lab, "check").rc == 0
+    old.kill()
+    old.wait()
+    _greeter(lab, tmp_path, b"220 (vsFTPd 3.0.5)\r\n")
+    r = cli(instance, lab, "check", "--json")
+    assert r.rc == 1 and deltas(r) == [("version-changed", f"{TARGET}:21")]
+    (delta,) = r.json_lines()
+    assert (delta["old"], delta["new"]) == ("ftp vsftpd 3.0.3", "ftp vsftpd 3.0.5")

@@ -257,7 +257,9 @@ def _facts_cell(p: PortReport) -> str:
     """The banner's first line and the certificate's subject and expiry (and the upgrade it
     came after), shortened."""
     parts = []
-    if p.banner:
+    if p.service is not None:
+        parts.append(p.service.describe())
+    elif p.banner:
         line = p.banner.split("\n", 1)[0]
         parts.append(line if len(line) <= 48 else line[:47] + "…")
     if p.cert is not None:
@@ -272,7 +274,7 @@ def print_host(report: HostReport) -> None:
     print(f"{label}: {report.state}, {len(report.ports)} ports in {report.elapsed:.2f} s")
     every = len(report.ports) <= 30
     shown = [p for p in report.ports if every or p.state == "open"]
-    facts = any(p.banner or p.cert for p in shown)
+    facts = any(p.banner or p.cert or p.service for p in shown)
     if shown and facts:
         rows = [[f"{p.port}/{p.proto}", p.state, _facts_cell(p)] for p in shown]
         table(rows, ["PORT", "STATE", "SERVICE"])

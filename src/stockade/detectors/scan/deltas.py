@@ -1,5 +1,6 @@
 """What changed on the network between two scans: hosts new, down or back, ports opened or
-closed, banners and certificates changed, certificates close to expiry, paths changed.
+closed, banners, service versions and certificates changed, certificates close to expiry,
+paths changed.
 
 Scans are compared as *snapshots*: per host only what a baseline keeps (state, MAC, open ports
 with their banner and certificate, the path), keyed by address; with ``key_by_mac`` a host of
@@ -15,12 +16,12 @@ from datetime import UTC, datetime
 
 from stockade.sensors.scan.certs import cert_changes
 from stockade.sensors.scan.certs import expiring as expires_within
-from stockade.sensors.scan.report import UP, Cert, Hop, HostReport, PortReport
+from stockade.sensors.scan.report import UP, Cert, Hop, HostReport, PortReport, Service
 
 HOST_NEW, HOST_DOWN, HOST_UP = "host-new", "host-down", "host-up"
 PORT_OPENED, PORT_CLOSED = "port-opened", "port-closed"
 BANNER_CHANGED, CERT_CHANGED, CERT_EXPIRING = "banner-changed", "cert-changed", "cert-expiring"
-PATH_CHANGED = "path-changed"
+PATH_CHANGED, VERSION_CHANGED = "path-changed", "version-changed"
 KINDS = (
     HOST_NEW,
     HOST_DOWN,
@@ -28,6 +29,7 @@ KINDS = (
     PORT_OPENED,
     PORT_CLOSED,
     BANNER_CHANGED,
+    VERSION_CHANGED,
     CERT_CHANGED,
     CERT_EXPIRING,
     PATH_CHANGED,
@@ -105,6 +107,7 @@ class Delta:
             PORT_OPENED: f"port {s} is now open",
             PORT_CLOSED: f"port {s} is no longer open",
             BANNER_CHANGED: f"banner of {s} changed: {self.old!r} -> {self.new!r}",
+            VERSION_CHANGED: f"service of {s} changed: {self.old} -> {self.new}",
             CERT_CHANGED: f"TLS certificate of {s} changed: {self.old} -> {self.new}",
             CERT_EXPIRING: f"TLS certificate of {s} expires {self.new} ({self.old})",
             PATH_CHANGED: f"path to {s} changed: {self.old} -> {self.new}",
@@ -144,6 +147,18 @@ def path_differs(old: list[Hop], new: list[Hop]) -> bool:
     )
 
 
+def version_changed(was: Service | None, now: Service | None) -> bool:
+    """Another service, product or version was detected (both scans told a product or
+    version: a scan that named the service only, when a probe went unanswered, is no change).
+    Such a change is one ``version-changed`` delta; the banner, which then changed with it, is
+    not reported again."""
+    if was is None or now is None:
+        return False
+    if not (was.product or was.version) or not (now.product or now.version):
+        return False
+    return (was.name, was.product, was.version) != (now.name, now.product, now.version)
+
+
 def _port_deltas(key: str, address: str, old: HostReport, new: HostReport) -> list[Delta]:
     out: list[Delta] = []
     before = {(p.proto, p.port): p for p in old.ports if p.state == "open"}
@@ -162,7 +177,11 @@ def _port_deltas(key: str, address: str, old: HostReport, new: HostReport) -> li
 
 def _fact_deltas(key: str, address: str, was: PortReport, now: PortReport) -> list[Delta]:
     out = []
-    if was.banner is not None and now.banner is not None and was.banner != now.banner:
+    if version_changed(was.service, now.service):
+        assert was.service is not None and now.service is not None
+        old, new = was.service.describe(), now.service.describe()
+        out.append(Delta(VERSION_CHANGED, key, address, now.port, now.proto, old, new))
+    elif was.banner is not None and now.banner is not None and was.banner != now.banner:
         out.append(Delta(BANNER_CHANGED, key, address, now.port, now.proto, was.banner, now.banner))
     if was.cert is not None and now.cert is not None and was.cert.sha256 != now.cert.sha256:
         what = ", ".join(c for c in cert_changes(was.cert, now.cert) if c != "fingerprint")

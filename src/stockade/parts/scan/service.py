@@ -55,6 +55,7 @@ _RAISE = {
     d.PORT_OPENED: 0,
     d.PORT_CLOSED: -1,
     d.BANNER_CHANGED: -1,
+    d.VERSION_CHANGED: -1,
     d.CERT_CHANGED: 0,
     d.CERT_EXPIRING: 0,
     d.PATH_CHANGED: -1,

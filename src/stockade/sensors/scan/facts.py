@@ -15,6 +15,14 @@ the host's round-trip time (:class:`~stockade.sensors.scan.connect.Timing`). Per
   (:mod:`~stockade.sensors.scan.starttls`); the certificate then records the protocol
   (``Cert.tls_via``).
 
+Then the service and its version (:mod:`~stockade.sensors.scan.versions`, from nmap's probe
+database): what the conversation got is matched first (as the answer to nmap's NULL probe, or to
+its GetRequest or GenericLines probe when the HTTP or empty-line probe went out); when that names
+no version, the few likeliest harmless probes for the port are sent, each on its own
+connection and all at once (so they cost one answer's wait, not one each); the likeliest probe
+whose answer matches names the version. At most :data:`MORE_PROBES` (one when the port said
+nothing at all).
+
 Connections are closed with a reset (SO_LINGER 0), as the connect scan does.
 """
 
@@ -28,19 +36,22 @@ import ssl
 import struct
 import time
 from collections.abc import Awaitable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from stockade.sensors.scan.banner import (
+    HTTP_PROBE,
     Conversation,
     Waits,
     converse,
     looks_like_tls,
     probe_for,
+    read_some,
     sanitize,
 )
 from stockade.sensors.scan.certs import decode_chain
 from stockade.sensors.scan.connect import Timing, raise_fd_limit
-from stockade.sensors.scan.report import Cert
+from stockade.sensors.scan.report import Cert, Service
 from stockade.sensors.scan.starttls import Chain, Session, after_greeting, after_request
 from stockade.sensors.scan.starttls_protocols import (
     greeting_protocol,
@@ -51,10 +62,12 @@ from stockade.sensors.scan.starttls_protocols import (
     silent_request,
 )
 from stockade.sensors.scan.tls import TLS_PORTS, client_context, peer_chain
+from stockade.sensors.scan.versions import PROBES_FILE, Matcher, load_probes
 
 _LINGER0 = struct.pack("ii", 1, 0)
 # what one port may raise; ValueError: a host name the TLS library cannot encode as SNI
 _FAILED = (OSError, ssl.SSLError, TimeoutError, EOFError, ValueError)
+MORE_PROBES = 3  # probes sent after the banner's conversation to tell a version
 
 
 @dataclass
@@ -68,6 +81,9 @@ class PortFacts:
     tls: bool = False
     full_chain: bool = True
     error: str = ""
+    service: Service | None = None
+    answered: bool = False  # the service said something (a greeting, an answer)
+    probes_done: set[str] = field(default_factory=set)  # nmap probes whose answer was matched
 
 
 def service_facts(
@@ -80,20 +96,25 @@ def service_facts(
     timing: Timing | None = None,
     concurrency: int = 256,
     rate: int = 0,
+    versions: bool = True,
+    probes_file: Path = PROBES_FILE,
 ) -> dict[int, PortFacts]:
     """Banners and certificates of ``ports`` (open TCP ports of ``address``); ``name`` is the
     host name the target was given by (the SNI); ``starttls_ports`` (protocol → ports) adds
-    ports where a protocol's upgrade is tried as on its standard ports. Runs its own event
-    loop: call it from a thread, not from a coroutine."""
+    ports where a protocol's upgrade is tried as on its standard ports; ``versions`` adds the
+    service and version from ``probes_file`` (left out when the file is missing). Runs its own
+    event loop: call it from a thread, not from a coroutine."""
     todo = sorted(set(ports))
     if not todo:
         return {}
     tm = timing or Timing()
     waits = Waits.for_rtt(tm.srtt, tm.timeout)
     protocols = port_protocols(starttls_ports)
+    matcher = load_probes(probes_file) if versions else None
     grabber = _Grabber(
         address, name, frozenset(tls_ports), protocols, waits, raise_fd_limit(concurrency), rate
     )
+    grabber.matcher = matcher
     return asyncio.run(grabber.run(todo))
 
 
@@ -131,6 +152,7 @@ class _Grabber:
         # one conversation, STARTTLS included: connect, greeting, probe, three replies
         self.per_conn = 2 * waits.connect + waits.greet + 4 * waits.answer + 1
         self.next_start = 0.0
+        self.matcher: Matcher | None = None
 
     async def run(self, ports: list[int]) -> dict[int, PortFacts]:
         self.sem = asyncio.Semaphore(self.concurrency)
@@ -164,14 +186,73 @@ class _Grabber:
 
     async def port(self, port: int) -> PortFacts:
         async with self.sem:
-            if port in self.tls_ports:
-                facts = await self._tls(port)
-                return facts if facts.tls else (await self._plain(port))[0]
-            plain, wants_tls = await self._plain(port)
-            if not wants_tls:
-                return plain
+            facts = await self._facts(port)
+            if self.matcher is not None:
+                await self._versions(facts, self.matcher)
+            return facts
+
+    async def _facts(self, port: int) -> PortFacts:
+        if port in self.tls_ports:
             facts = await self._tls(port)
-            return facts if facts.tls else plain
+            return facts if facts.tls else (await self._plain(port))[0]
+        plain, wants_tls = await self._plain(port)
+        if not wants_tls:
+            return plain
+        facts = await self._tls(port)
+        return facts if facts.tls else plain
+
+    def _identify(self, facts: PortFacts, conv: Conversation, probe: bytes) -> None:
+        """Match what the banner's conversation got, as the answer to the nmap probe that is
+        most like the one sent."""
+        if self.matcher is None:
+            return
+        name = "NULL"
+        if conv.probed:
+            name = "GetRequest" if probe == HTTP_PROBE else "GenericLines"
+        facts.answered = facts.answered or bool(conv.data)
+        facts.probes_done.add(name)
+        facts.service = self.matcher.identify(conv.data, name) or facts.service
+
+    async def _versions(self, facts: PortFacts, matcher: Matcher) -> None:
+        """Send the likeliest harmless probes at once; the likeliest whose answer matches wins."""
+        if facts.service is not None and not facts.service.soft:
+            return
+        soft = facts.service.name if facts.service else ""
+        direct_tls = facts.tls and (facts.cert is None or not facts.cert.tls_via)
+        probes = matcher.next_probes(
+            facts.port,
+            tls=direct_tls,
+            soft=soft,
+            done=frozenset(facts.probes_done),
+            limit=MORE_PROBES if facts.answered else 1,
+        )
+        asks = (self._ask(facts.port, direct_tls, p.payload, p.totalwaitms) for p in probes)
+        answers = await asyncio.gather(*asks)
+        for probe, answer in zip(probes, answers, strict=True):  # the likeliest probe first
+            found = matcher.identify(answer, probe.name, soft)
+            if found is not None and not found.soft:
+                facts.service = found
+                return
+            if found is not None and facts.service is None:
+                facts.service = found
+
+    async def _ask(self, port: int, tls: bool, payload: bytes, waitms: int) -> bytes:
+        """Send one probe on a new connection and read the answer (empty when the connection
+        failed: the version stays unknown, the banner and certificate stand)."""
+        wait = min(self.waits.answer, waitms / 1000) if waitms else self.waits.answer
+        conv = Conversation()
+        try:
+            async with asyncio.timeout(self.per_conn):
+                reader, writer = await self._open(port, tls)
+                try:
+                    writer.write(payload)
+                    await writer.drain()
+                    await read_some(reader, wait, conv, settle=self.waits.settle)
+                finally:
+                    _abort(writer)
+        except _FAILED:
+            pass
+        return conv.data
 
     async def _tls(self, port: int) -> PortFacts:
         """Handshake, chain, banner over TLS; ``tls`` False when the handshake failed."""
@@ -185,6 +266,7 @@ class _Grabber:
                     self._decode(facts, chain)
                     conv = await converse(reader, writer, probe_for(port), self.waits)
                     facts.banner = sanitize(conv.data) or None
+                    self._identify(facts, conv, probe_for(port))
                 finally:
                     _abort(writer)
         except _FAILED as e:
@@ -210,6 +292,8 @@ class _Grabber:
                 try:
                     conv = await converse(reader, writer, probe, self.waits)
                     facts.banner = sanitize(conv.data) or None
+                    if not silent:  # an upgrade request's answer is that protocol's, no banner
+                        self._identify(facts, conv, probe)
                     if conv.reset and not conv.data:
                         facts.error = "reset by the service"
                     silent_hangup = conv.probed and conv.closed and not conv.data

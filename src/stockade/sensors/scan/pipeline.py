@@ -2,7 +2,8 @@
 
 The stages: host discovery (unless ``discovery`` is ``none``; :func:`scan_hosts` runs it over
 all targets at once before any port scan, as nmap does), the TCP port scan (SYN as root,
-else connect), the UDP port scan, banners and TLS certificates of open TCP ports, the path
+else connect), the UDP port scan, banners, TLS certificates, services and versions of open TCP
+ports, the path
 (traceroute), and the MAC address of a host that answered on a local link (from the kernel's
 neighbour table, which the scan's own traffic filled). :class:`ScanOptions` says which stages
 run and how; it is plain data, so a work unit can carry it to another process or host.
@@ -117,7 +118,8 @@ def _service_facts(report: HostReport, target: Target, opts: ScanOptions, timing
     )
     for p in open_tcp:
         if p.port in found:
-            p.banner, p.cert = found[p.port].banner, found[p.port].cert
+            f = found[p.port]
+            p.banner, p.cert, p.service = f.banner, f.cert, f.service
 
 
 def scan_hosts(

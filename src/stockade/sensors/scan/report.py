@@ -1,5 +1,5 @@
-"""What a scan found about one host, as plain data: the host's state, its ports (with banner and
-TLS certificate where found) and the path to it.
+"""What a scan found about one host, as plain data: the host's state, its ports (with banner, TLS
+certificate, service and version where found) and the path to it.
 
 Every scanner stage (discovery, TCP and UDP port scans, banners, certificates, traceroute) fills
 in part of a :class:`HostReport`; the CLI prints it, ``--json`` writes :meth:`HostReport.to_json`
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 UP, DOWN = "up", "down"
+SERVICE_FIELDS = ("product", "version", "extrainfo", "hostname", "ostype", "devicetype")
 
 
 @dataclass
@@ -59,15 +60,65 @@ class Cert:
 
 
 @dataclass
+class Service:
+    """What a match says about a service (``soft``: the name only, from a ``softmatch``)."""
+
+    name: str
+    product: str = ""
+    version: str = ""
+    extrainfo: str = ""
+    hostname: str = ""
+    ostype: str = ""
+    devicetype: str = ""
+    cpe: list[str] = field(default_factory=list)
+    soft: bool = False  # not kept in JSON
+
+    def describe(self) -> str:
+        """As nmap's table says it: ``ssh OpenSSH 9.2p1 Debian 2+deb12u3 (protocol 2.0)``."""
+        words = [self.name, self.product, self.version]
+        if self.extrainfo:
+            words.append(f"({self.extrainfo})")
+        return " ".join(w for w in words if w)
+
+    def to_json(self) -> dict[str, Any]:
+        """The port's JSON keys: ``service``, then the non-empty fields, ``cpe`` a list."""
+        d: dict[str, Any] = {"service": self.name}
+        for key in SERVICE_FIELDS:
+            if getattr(self, key):
+                d[key] = getattr(self, key)
+        if self.cpe:
+            d["cpe"] = list(self.cpe)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Service:
+        """The service in a port's JSON object (``d["service"]`` is set)."""
+        fields = {k: str(d[k]) for k in SERVICE_FIELDS if d.get(k) is not None}
+        return cls.of(_str(d, "service"), fields, [str(c) for c in _list(d, "cpe")])
+
+    @classmethod
+    def of(cls, name: str, fields: dict[str, str], cpe: list[str]) -> Service:
+        """A service from its :data:`SERVICE_FIELDS` (missing ones empty)."""
+        g = fields.get
+        return cls(
+            name, g("product", ""), g("version", ""), g("extrainfo", ""), g("hostname", ""),
+            g("ostype", ""), g("devicetype", ""), cpe,
+        )  # fmt: skip
+
+
+@dataclass
 class PortReport:
     port: int
     proto: str  # tcp | udp
     state: str  # open | closed | filtered | open|filtered
     banner: str | None = None
     cert: Cert | None = None
+    service: Service | None = None  # what version detection found
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"port": self.port, "proto": self.proto, "state": self.state}
+        if self.service is not None:
+            d.update(self.service.to_json())
         if self.banner is not None:
             d["banner"] = self.banner
         if self.cert is not None:
@@ -85,6 +136,7 @@ class PortReport:
             state=_str(d, "state"),
             banner=None if banner is None else str(banner),
             cert=None if cert is None else Cert.from_json(cert),
+            service=None if d.get("service") is None else Service.from_json(d),
         )
 
 

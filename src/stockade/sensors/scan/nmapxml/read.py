@@ -9,7 +9,8 @@ raises one :class:`~stockade.errors.StockadeError` line naming the file and line
 
 What a report keeps: host state and reason, IP and MAC address, the first host name, every port
 (the ones folded into ``extraports`` too, when ``extrareasons`` lists them, as nmap 7.90 and
-later and stockade do), banners (the ``banner`` script), certificates (``ssl-cert``: from its
+later and stockade do), the detected service and version (``service`` with
+``method="probed"``), banners (the ``banner`` script), certificates (``ssl-cert``: from its
 PEM when nmap gave one), the path (``trace``: one RTT per hop, hops that did not answer are
 left out by nmap and come back as hops without an address), the smoothed RTT and the time
 the host took.
@@ -24,6 +25,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
 from stockade.errors import StockadeError
+from stockade.sensors.scan.nmapxml.service import service_from_element
 from stockade.sensors.scan.nmapxml.sslcert import cert_from_script
 from stockade.sensors.scan.nmapxml.tables import expand_ports
 from stockade.sensors.scan.report import Hop, HostReport, PortReport
@@ -124,6 +126,9 @@ class _Reader:
             if state_element is None:
                 raise self.fail(port, "has no <state>")
             report = PortReport(number, proto, self.need(state_element, "state"))
+            service = port.find("service")
+            if service is not None:
+                report.service = service_from_element(service)
             for script in port.findall("script"):
                 if script.get("id") == "banner":
                     report.banner = script.get("output", "")

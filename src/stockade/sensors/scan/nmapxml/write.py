@@ -5,7 +5,8 @@ The document follows nmap's DTD (``/usr/share/nmap/nmap.dtd``) element for eleme
 ``nmaprun`` with ``scaninfo`` per protocol, a ``host`` per host that is up (as nmap, down hosts
 are only counted), its ports with the many closed or filtered ones folded into ``extraports``
 (more than 25 in one state, as nmap does; ``extrareasons`` lists them), service names from
-nmap-services, banners as nmap's ``banner`` script, certificates as its ``ssl-cert`` script,
+nmap-services (or the detected service and version, as ``-sV`` writes them), banners as nmap's
+``banner`` script, certificates as its ``ssl-cert`` script,
 the path as ``trace``, and ``runstats``. One difference, on purpose: ``scanner`` is
 ``stockade`` (ndiff and the report tools read it; the DTD's list names only ``nmap``).
 
@@ -25,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from stockade import __version__
+from stockade.sensors.scan.nmapxml.service import service_element
 from stockade.sensors.scan.nmapxml.sslcert import ssl_cert_script
 from stockade.sensors.scan.nmapxml.tables import compact_ports, vendor_of
 from stockade.sensors.scan.report import UP, HostReport, PortReport
@@ -229,7 +231,9 @@ def port_element(p: PortReport, tcp_type: str, services: dict[tuple[int, str], s
     reason = port_reason(p, tcp_type)
     ET.SubElement(port, "state", state=p.state, reason=reason, reason_ttl="0")
     name = services.get((p.port, p.proto))
-    if name:
+    if p.service is not None:
+        port.append(service_element(p.service, xml_text))
+    elif name:
         ET.SubElement(port, "service", name=name, method="table", conf="3")
     if p.banner is not None:
         ET.SubElement(port, "script", id="banner", output=xml_text(p.banner))
