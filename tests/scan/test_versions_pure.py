@@ -231,3 +231,17 @@ def test_the_installed_database_parses_and_compiles() -> None:
         len(p.matches) for p in db.probes if p.proto == "TCP"
     )
     assert len(m.untranslatable) <= 5
+
+
+def test_an_answer_made_to_backtrack_is_no_match_not_a_stall() -> None:
+    """A hostile service answers so that a pattern backtracks without end (as Python's re would
+    on this one for longer than the test run): the search stops at the budget, counted."""
+    from stockade.sensors.scan import versions
+
+    db = parse_probes("Probe TCP NULL q||\nmatch evil m=^(a|aa)+$= p/Evil/\n")
+    m = Matcher(db)
+    assert m.identify(b"aaaa") is not None  # an ordinary answer matches
+    hostile = b"a" * 60 + b"!"
+    assert m.identify(hostile) is None
+    assert m.slow == 1
+    assert versions.MATCH_BUDGET < 1

@@ -23,6 +23,9 @@ import functools
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+import regex
 
 from stockade.errors import StockadeError
 from stockade.sensors.scan.perl_re import Untranslatable, translate
@@ -32,6 +35,7 @@ from stockade.sensors.scan.report import Service
 PROBES_FILE = Path("/usr/share/nmap/nmap-service-probes")
 INTENSITY = 7  # nmap's default --version-intensity: probes of rarity up to this
 FIELD_LIMIT = 120  # characters of one version field
+MATCH_BUDGET = 0.05  # seconds one pattern may spend on one answer
 #: probes that ask a service only to describe itself (a read-only request, a greeting, a
 #: version or status query). Left out: those that make a service act (LPD's print-jobs command,
 #: DistCCD's compile, SOCKS connects, printer and radio control, backdoor commands).
@@ -89,7 +93,7 @@ def cpe_names(values: Iterable[str]) -> list[str]:
     return ["cpe:/" + by_part[p] for p in "aho" if p in by_part]
 
 
-def service_of(m: Match, found: re.Match[bytes]) -> Service:
+def service_of(m: Match, found: Any) -> Service:
     groups = found.groups()
     f = {k: substitute(v, groups) for k, v in m.fields.items()}
     return Service(
@@ -105,16 +109,37 @@ def service_of(m: Match, found: re.Match[bytes]) -> Service:
     )
 
 
+class Pattern:
+    """One compiled match pattern. A search of a service's answer may take at most
+    ``MATCH_BUDGET`` seconds (the ``regex`` engine's timeout): a hostile service cannot stall a
+    scan with an answer made to backtrack one of the database's patterns; it is just no match."""
+
+    def __init__(self, compiled: Any, matcher: Matcher) -> None:
+        self._compiled = compiled
+        self._timed = isinstance(compiled, regex.Pattern)
+        self._matcher = matcher
+
+    def search(self, data: bytes) -> Any:
+        if not self._timed:
+            return self._compiled.search(data)
+        try:
+            return self._compiled.search(data, timeout=MATCH_BUDGET)
+        except TimeoutError:
+            self._matcher.slow += 1
+            return None
+
+
 class Matcher:
     """Matches answers against a probe database, compiling each probe's patterns on first use."""
 
     def __init__(self, db: ProbeDB) -> None:
         self.db = db
         self.tcp = {p.name: p for p in db.probes if p.proto == "TCP"}
-        self._compiled: dict[str, list[tuple[Match, re.Pattern[bytes]]]] = {}
+        self._compiled: dict[str, list[tuple[Match, Pattern]]] = {}
         self.untranslatable: list[tuple[int, str]] = []  # line, why
+        self.slow = 0  # searches stopped at MATCH_BUDGET
 
-    def patterns(self, probe: Probe) -> list[tuple[Match, re.Pattern[bytes]]]:
+    def patterns(self, probe: Probe) -> list[tuple[Match, Pattern]]:
         got = self._compiled.get(probe.name)
         if got is None:  # built whole, then stored: scans of several hosts share a matcher
             got = []
@@ -125,14 +150,18 @@ class Matcher:
             self._compiled[probe.name] = got
         return got
 
-    def _compile(self, m: Match) -> re.Pattern[bytes] | None:
+    def _compile(self, m: Match) -> Pattern | None:
         flags = (re.I if "i" in m.flags else 0) | (re.S if "s" in m.flags else 0)
         try:
-            text = translate(m.pattern.decode("latin-1"))
-            return re.compile(text.encode("latin-1"), flags)
+            text = translate(m.pattern.decode("latin-1")).encode("latin-1")
+            checked = re.compile(text, flags)  # the translation targets re's syntax
         except (Untranslatable, re.error, OverflowError, RecursionError) as e:
             self.untranslatable.append((m.line, str(e)))
             return None
+        try:
+            return Pattern(regex.compile(text, flags | regex.V0), self)
+        except (regex.error, OverflowError, RecursionError):
+            return Pattern(checked, self)  # the few that regex reads otherwise: no time limit
 
     def compile_all(self) -> int:
         """Compile every TCP probe's patterns now; the number that compiled."""
