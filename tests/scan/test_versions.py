@@ -128,8 +128,8 @@ def nmap_service(port: int) -> Service | None:
     return found.service
 
 
-def stockade_port(instance: Instance, port: int) -> dict[str, object]:
-    r = instance.run("scan", "-sV", "-Pn", "-p", str(port), "127.0.0.1", "--json")
+def stockade_port(instance: Instance, port: int, *extra: str) -> dict[str, object]:
+    r = instance.run("scan", "-sV", "-Pn", "-p", str(port), "127.0.0.1", "--json", *extra)
     assert r.rc == 0, r.err
     (host,) = r.json_lines()
     (found,) = host["ports"]
@@ -182,3 +182,19 @@ def test_http_answer_to_the_banner_probe_is_nmaps(instance: Instance, http_usual
 def test_http_told_by_a_further_probe_is_nmaps(instance: Instance, http_unusual: int) -> None:
     ours = same_as_nmap(instance, http_unusual)
     assert ours["product"] == "SimpleHTTPServer" and "banner" not in ours
+
+
+def test_version_intensity_zero_sends_no_further_probe(
+    instance: Instance, http_unusual: int
+) -> None:
+    """As nmap's --version-intensity 0: what the banner shows, and no probe more."""
+    ours = stockade_port(instance, http_unusual, "--version-intensity", "0")
+    assert "product" not in ours and "banner" not in ours
+    light = stockade_port(instance, http_unusual, "--version-light")  # GetRequest is rarity 1
+    assert light["product"] == "SimpleHTTPServer"
+    for extra, message in [
+        (("--version-intensity", "10"), "give 0 to 9"),
+        (("--version-light", "--version-all"), "contradict"),
+    ]:
+        r = instance.run("scan", "-sV", "-Pn", "-p", str(http_unusual), "127.0.0.1", *extra)
+        assert r.rc == 2 and message in r.err

@@ -79,6 +79,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="banners and TLS certificates of open ports",
     )
     p.add_argument(
+        "--version-intensity",
+        type=int,
+        default=7,
+        metavar="0-9",
+        help="with -sV: send version probes of rarity up to this (default 7; 0: match the "
+        "banner only)",
+    )
+    p.add_argument("--version-light", action="store_true", help="with -sV: --version-intensity 2")
+    p.add_argument("--version-all", action="store_true", help="with -sV: --version-intensity 9")
+    p.add_argument(
         "--tls-ports",
         metavar="LIST",
         help="with -sV: ports where TLS starts at once (default 443,465,636,853,993,995,5061,"
@@ -155,6 +165,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         traceroute=args.traceroute,
     )
     opts.banners = args.service_facts
+    opts.version_intensity = _intensity(args)
     if args.tls_ports is not None:
         opts.tls_ports = _tls_ports(args.tls_ports, args.service_facts)
     xml = _XmlOut(args, opts) if args.xml_out else None
@@ -295,3 +306,16 @@ def print_host(report: HostReport) -> None:
 def _hop_row(hop: Hop) -> list[str]:
     rtt = next((r for r in hop.rtts if r is not None), None)
     return [str(hop.ttl), "*" if rtt is None else f"{rtt * 1000:.2f} ms", hop.address or "*"]
+
+
+def _intensity(args: argparse.Namespace) -> int:
+    """--version-intensity, or what --version-light / --version-all say (as nmap's)."""
+    if args.version_light and args.version_all:
+        raise UsageError("--version-light and --version-all contradict each other; keep one")
+    if args.version_light:
+        return 2
+    if args.version_all:
+        return 9
+    if not 0 <= args.version_intensity <= 9:
+        raise UsageError(f"--version-intensity {args.version_intensity}: give 0 to 9")
+    return int(args.version_intensity)

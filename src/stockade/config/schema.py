@@ -367,6 +367,9 @@ class ScanGroup(_Section):
         default_factory=dict,
         description="more ports per protocol where its upgrade to TLS is tried, e.g. postgres",
     )
+    version_intensity: int = Field(
+        7, ge=0, le=9, description="with banners: further version probes of rarity up to this"
+    )
     cert_expiry_days: int = Field(14, ge=0, description="alert when a certificate expires sooner")
     traceroute: bool = Field(
         False, description="record the path to each host; alert when it changes"

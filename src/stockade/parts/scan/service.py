@@ -145,6 +145,7 @@ class ScanService:
             tls_ports=list(g.tls_ports),
             starttls_ports={k: list(v) for k, v in g.starttls_ports.items()},
             traceroute=g.traceroute,
+            version_intensity=g.version_intensity,
         )
 
     # -- scanning ------------------------------------------------------------------------

@@ -62,7 +62,7 @@ from stockade.sensors.scan.starttls_protocols import (
     silent_request,
 )
 from stockade.sensors.scan.tls import TLS_PORTS, client_context, peer_chain
-from stockade.sensors.scan.versions import PROBES_FILE, Matcher, load_probes
+from stockade.sensors.scan.versions import INTENSITY, PROBES_FILE, Matcher, load_probes
 
 _LINGER0 = struct.pack("ii", 1, 0)
 # what one port may raise; ValueError: a host name the TLS library cannot encode as SNI
@@ -97,13 +97,15 @@ def service_facts(
     concurrency: int = 256,
     rate: int = 0,
     versions: bool = True,
+    intensity: int = INTENSITY,
     probes_file: Path = PROBES_FILE,
 ) -> dict[int, PortFacts]:
     """Banners and certificates of ``ports`` (open TCP ports of ``address``); ``name`` is the
     host name the target was given by (the SNI); ``starttls_ports`` (protocol → ports) adds
     ports where a protocol's upgrade is tried as on its standard ports; ``versions`` adds the
-    service and version from ``probes_file`` (left out when the file is missing). Runs its own
-    event loop: call it from a thread, not from a coroutine."""
+    service and version from ``probes_file`` (left out when the file is missing), sending
+    further probes of rarity up to ``intensity`` (0: the banner is matched, nothing more is
+    sent). Runs its own event loop: call it from a thread, not from a coroutine."""
     todo = sorted(set(ports))
     if not todo:
         return {}
@@ -115,6 +117,7 @@ def service_facts(
         address, name, frozenset(tls_ports), protocols, waits, raise_fd_limit(concurrency), rate
     )
     grabber.matcher = matcher
+    grabber.intensity = intensity
     return asyncio.run(grabber.run(todo))
 
 
@@ -153,6 +156,7 @@ class _Grabber:
         self.per_conn = 2 * waits.connect + waits.greet + 4 * waits.answer + 1
         self.next_start = 0.0
         self.matcher: Matcher | None = None
+        self.intensity = INTENSITY
 
     async def run(self, ports: list[int]) -> dict[int, PortFacts]:
         self.sem = asyncio.Semaphore(self.concurrency)
@@ -225,6 +229,7 @@ class _Grabber:
             soft=soft,
             done=frozenset(facts.probes_done),
             limit=MORE_PROBES if facts.answered else 1,
+            intensity=self.intensity,
         )
         asks = (self._ask(facts.port, direct_tls, p.payload, p.totalwaitms) for p in probes)
         answers = await asyncio.gather(*asks)

@@ -40,6 +40,7 @@ class ScanOptions:
     tls_ports: list[int] = field(default_factory=lambda: list(TLS_PORTS))
     starttls_ports: dict[str, list[int]] = field(default_factory=dict)  # protocol → more ports
     traceroute: bool = False
+    version_intensity: int = 7  # with banners: further probes of rarity up to this (0: none)
 
     @property
     def use_syn(self) -> bool:
@@ -115,6 +116,7 @@ def _service_facts(report: HostReport, target: Target, opts: ScanOptions, timing
         starttls_ports=opts.starttls_ports,
         timing=timing,
         rate=opts.rate,
+        intensity=opts.version_intensity,
     )
     for p in open_tcp:
         if p.port in found:

@@ -11,8 +11,8 @@ of the CPE names, as nmap, one per part (application, hardware, OS), the last gi
 
 :meth:`Matcher.next_probes` picks what else to send to a port: harmless TCP probes only (read-
 only requests: :data:`HARMLESS`), listing the port in ``ports`` (``sslports`` over TLS), of
-rarity up to :data:`INTENSITY` (nmap's default), rarest last, at most ``limit``; none to the
-ports the database's ``Exclude`` names.
+rarity up to ``intensity`` (nmap's default :data:`INTENSITY`), rarest last, at most ``limit``;
+none to the ports the database's ``Exclude`` names.
 
 :func:`load_probes` reads the file (nmap installs it at :data:`PROBES_FILE`), once per process.
 """
@@ -200,7 +200,7 @@ class Matcher:
 
     def next_probes(
         self, port: int, *, tls: bool = False, soft: str = "", done: frozenset[str] = frozenset(),
-        limit: int = 3,
+        limit: int = 3, intensity: int = INTENSITY,
     ) -> list[Probe]:  # fmt: skip
         """The harmless probes worth sending to ``port`` next, most likely first."""
         picked: list[Probe] = []
@@ -208,7 +208,7 @@ class Matcher:
             return picked
         for p in self.tcp.values():
             listed = port in (p.sslports if tls else p.ports)
-            if p.name in done or p.name not in HARMLESS or not listed or p.rarity > INTENSITY:
+            if p.name in done or p.name not in HARMLESS or not listed or p.rarity > intensity:
                 continue
             if soft and not any(m.service == soft and not m.soft for m in p.matches):
                 continue
