@@ -318,7 +318,7 @@ class SocketsSection(_Section):
     events: bool = Field(
         True, description="also check soon after a program starts or a listener closes (root)"
     )
-    event_gap: Duration = Field(1.0, description="least time between two checks events ask for")
+    event_gap: Duration = Field(2.0, description="least time between two checks events ask for")
     severity: SeverityName = "high"
     ignore: list[str] = Field(
         default_factory=list,
