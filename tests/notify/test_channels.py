@@ -8,7 +8,6 @@ import email
 import email.policy
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +52,6 @@ def alert(i: int = 1, **kw: Any) -> Alert:
     }
     fields.update(kw)
     return Alert(**fields)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def http() -> Iterator[HttpReceiver]:
-    r = HttpReceiver()
-    yield r
-    r.close()
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
 import tomli_w
 
 from stockade.model import Alert, Severity
 from stockade.store import SqliteStore
 from tests.conftest import Instance
 from tests.notify.receivers import HttpReceiver, free_port
-
-
-@pytest.fixture
-def http() -> Iterator[HttpReceiver]:
-    r = HttpReceiver()
-    yield r
-    r.close()
 
 
 def configure(instance: Instance, url: str) -> None:

@@ -7,10 +7,8 @@ from __future__ import annotations
 import email
 import email.policy
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import tomli_w
 
 from stockade.model import Alert, Severity
@@ -22,7 +20,6 @@ from tests.notify.receivers import (
     SmtpReceiver,
     SyslogReceiver,
     free_port,
-    make_pki,
 )
 
 
@@ -62,18 +59,6 @@ def ban(i: int) -> Alert:
         severity=Severity.MEDIUM,
         detail={"message": f"sshd: banned {address} for 10m"},
     )
-
-
-@pytest.fixture
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def http() -> Iterator[HttpReceiver]:
-    r = HttpReceiver()
-    yield r
-    r.close()
 
 
 def started(d: Any, channels: int) -> None:
