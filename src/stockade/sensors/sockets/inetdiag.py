@@ -12,7 +12,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from stockade.sensors.sockets.nlevents import NLMSG_DONE, SOCK_DIAG_BY_FAMILY
+from stockade.sensors.sockets.nlevents import NLMSG_DONE, SOCK_DIAG_BY_FAMILY, message, messages
 from stockade.sensors.sockets.procnet import TCP_STATES, RawSocket
 
 NLMSG_ERROR = 2
@@ -20,7 +20,6 @@ NLM_F_REQUEST = 0x1
 NLM_F_DUMP = 0x300
 ALL_STATES = 0xFFFFFFFF
 
-_NLMSGHDR = struct.Struct("=IHHII")
 _REQ = struct.Struct("=BBBxI48x")  # family, protocol, extensions, states, an empty socket id
 _MSG = struct.Struct("=BBBB")  # family, state, timer, retrans
 _ID = struct.Struct(">HH16s16s")  # sport, dport, src, dst (then interface and cookie)
@@ -53,7 +52,7 @@ def dump_request(proto: str, family: int, seq: int = 1) -> bytes:
     """A request for every socket of ``proto`` ("tcp"/"udp") and ``family`` (4/6)."""
     body = _REQ.pack(FAMILIES[family], PROTOCOLS[proto], 0, ALL_STATES)
     flags = NLM_F_REQUEST | NLM_F_DUMP
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, flags, seq, 0) + body
+    return message(SOCK_DIAG_BY_FAMILY, body, flags=flags, seq=seq)
 
 
 def _address(raw: bytes, family: int) -> str:
@@ -65,13 +64,7 @@ def _address(raw: bytes, family: int) -> str:
 def parse_dump(data: bytes, proto: str, into: Dump) -> Dump:
     """Add the sockets of one datagram of a dump to ``into``; ``done`` once the kernel says so.
     Raises :class:`DiagError` for an error message and ValueError for a malformed one."""
-    offset = 0
-    while offset + _NLMSGHDR.size <= len(data):
-        length, kind, _, _, _ = _NLMSGHDR.unpack_from(data, offset)
-        if length < _NLMSGHDR.size or offset + length > len(data):
-            raise ValueError(f"netlink message of {length} bytes at offset {offset} is cut short")
-        body = data[offset + _NLMSGHDR.size : offset + length]
-        offset += (length + 3) & ~3
+    for kind, body in messages(data, strict=True):
         if kind == NLMSG_DONE:
             into.done = True
             return into
@@ -106,6 +99,4 @@ def parse_dump(data: bytes, proto: str, into: Dump) -> Dump:
                 inode=inode,
             )
         )
-    if offset != len(data) and offset < len(data):
-        raise ValueError(f"{len(data) - offset} stray bytes after the last netlink message")
     return into

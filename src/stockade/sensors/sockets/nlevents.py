@@ -34,28 +34,40 @@ _DIAG_HEAD = struct.Struct("=BBBB")  # family, state, timer, retrans
 _PORTS = struct.Struct(">HH")  # the socket id starts with sport, dport in network order
 
 
+def message(kind: int, body: bytes, *, flags: int = 0, seq: int = 0, pid: int = 0) -> bytes:
+    """One netlink message: its header, then ``body``."""
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, flags, seq, pid) + body
+
+
 def listen_request(pid: int) -> bytes:
     """The message asking the process connector to send this socket its events."""
     op = _PROC_EVENT.pack(PROC_CN_MCAST_LISTEN)
     cn = _CN_MSG.pack(CN_IDX_PROC, CN_VAL_PROC, 0, 0, len(op), 0) + op
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(cn), NLMSG_DONE, 0, 0, pid) + cn
+    return message(NLMSG_DONE, cn, pid=pid)
 
 
-def _messages(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """(type, payload) of each netlink message in ``data``; a truncated tail is ignored."""
+def messages(data: bytes, *, strict: bool = False) -> Iterator[tuple[int, bytes]]:
+    """(type, payload) of each netlink message in ``data``. A truncated message or stray bytes
+    at the end are ignored — or, with ``strict``, a ValueError."""
     offset = 0
     while offset + _NLMSGHDR.size <= len(data):
         length, kind, _, _, _ = _NLMSGHDR.unpack_from(data, offset)
         if length < _NLMSGHDR.size or offset + length > len(data):
+            if strict:
+                raise ValueError(
+                    f"netlink message of {length} bytes at offset {offset} is cut short"
+                )
             return
         yield kind, data[offset + _NLMSGHDR.size : offset + length]
         offset += (length + 3) & ~3  # NLMSG_ALIGN
+    if strict and offset < len(data):
+        raise ValueError(f"{len(data) - offset} stray bytes after the last netlink message")
 
 
 def count_execs(data: bytes) -> int:
     """How many program executions a datagram from the process connector reports."""
     n = 0
-    for _, payload in _messages(data):
+    for _, payload in messages(data):
         if len(payload) < _CN_MSG.size + _PROC_EVENT.size:
             continue
         idx, val, _, _, size, _ = _CN_MSG.unpack_from(payload)
@@ -70,7 +82,7 @@ def unpeered_ports(data: bytes) -> list[int]:
     """Local ports of the destroyed sockets without a peer (remote port 0) that a sock_diag
     destroy datagram reports: listeners and unconnected UDP sockets."""
     out = []
-    for kind, payload in _messages(data):
+    for kind, payload in messages(data):
         if kind != SOCK_DIAG_BY_FAMILY or len(payload) < _DIAG_HEAD.size + _PORTS.size:
             continue
         sport, dport = _PORTS.unpack_from(payload, _DIAG_HEAD.size)
