@@ -95,7 +95,6 @@ class SocketsService:
         name them: ``tcp/0.0.0.0:4444``), only what listens there now (nothing: the endpoint
         leaves the baseline), the rest of the baseline as it was. Returns (version, changes)."""
         cur = self.current() if current is None else current
-        entries = {k: x.text() for k, x in cur.items()}
         if endpoints:
             version, base = self._load()
             if not version:
@@ -103,20 +102,19 @@ class SocketsService:
                     "sockets accept ENDPOINT: there is no listener baseline yet to add to; "
                     "`stockade sockets accept` takes every current listener"
                 )
-            entries = {k: x.text() for k, x in base.items()}
+            known = {x.endpoint() for x in (*base.values(), *cur.values())}
             for ep in endpoints:
-                now = {k: x for k, x in cur.items() if x.endpoint() == ep}
-                before = [k for k, x in base.items() if x.endpoint() == ep]
-                if not now and not before:
+                if ep not in known:
                     raise StockadeError(
                         f"sockets accept {ep}: nothing listens there and the baseline does not "
                         "have it (name endpoints as `stockade sockets check` shows them, "
                         "e.g. tcp/0.0.0.0:4444); nothing changed"
                     )
-                for k in before:
-                    del entries[k]
-                entries.update({k: x.text() for k, x in now.items()})
+            wanted = set(endpoints)
+            kept = {k: x for k, x in base.items() if x.endpoint() not in wanted}
+            cur = kept | {k: x for k, x in cur.items() if x.endpoint() in wanted}
             note = f"{note} of {', '.join(endpoints)}"
+        entries = {k: x.text() for k, x in cur.items()}
         signer, _ = self.keys.signer(create=True)
         return replace_baseline(self.store, PART, entries, signer, note=note)
 
