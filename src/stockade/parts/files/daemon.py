@@ -36,11 +36,11 @@ T = TypeVar("T")
 
 #: Temporary names dpkg renames into place; the realtime watcher does not report them.
 TRANSIENT_SUFFIXES = (b".dpkg-new", b".dpkg-tmp")
-#: Notes worth a line in the log (once each): what is absent, unreadable or not crossed.
 #: a file that disagrees with its package while dpkg is at work is looked at again once dpkg is
 #: done (polled this often), but never held back longer than DEFER_MAX
 DEFER_POLL = 0.5
 DEFER_MAX = 600.0
+#: Notes worth a line in the log (once each): what is absent, unreadable or not crossed.
 _SAID = frozenset({"missing", "unreadable", "other-filesystem", "not-in-baseline"})
 
 
